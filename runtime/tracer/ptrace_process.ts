@@ -317,6 +317,35 @@ export class PtraceProcess {
     return result;
   }
 
+  /**
+   * Copies bytes into the guest process's address space (for injected syscall arguments).
+   *
+   * @param address host-virtual address in the guest process
+   * @param data bytes to write
+   */
+  writeMemory(address: bigint, data: Uint8Array<ArrayBuffer>): void {
+    const local = new BigUint64Array([
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data))),
+      BigInt(data.length),
+    ]);
+    const remote = new BigUint64Array([address, BigInt(data.length)]);
+    const n = this.libc.process_vm_writev(
+      this.pid,
+      new Uint8Array(local.buffer),
+      1n,
+      new Uint8Array(remote.buffer),
+      1n,
+      0n,
+    );
+    if (Number(n) !== data.length) {
+      throw hostError(
+        this.libc,
+        "process_vm_writev",
+        `${data.length} bytes at 0x${address.toString(16)}`,
+      );
+    }
+  }
+
   /** Asks a running guest to stop (PTRACE_INTERRUPT); the next {@link run} wait sees it. */
   interrupt(): void {
     this.libc.ptrace_int(PTRACE.INTERRUPT, this.pid, 0n, 0n);

@@ -2,6 +2,7 @@ import { REG, USER_REGS_SIZE } from "../host/layouts.ts";
 
 /** Names of the 32-bit general registers in ModRM order, as the emulator indexes them. */
 export const GPR32 = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"] as const;
+const SREG_SLOT = [REG.es, REG.cs, REG.ss, REG.ds, REG.fs, REG.gs];
 const GPR_SLOT = [REG.rax, REG.rcx, REG.rdx, REG.rbx, REG.rsp, REG.rbp, REG.rsi, REG.rdi];
 
 /**
@@ -67,6 +68,19 @@ export class RegisterFile {
   set eip(v: number) {
     this.set32(REG.rip, v);
   }
+  /** Host EFLAGS (low 32 bits). */
+  get eflags(): number {
+    return this.u32[2 * REG.eflags];
+  }
+  set eflags(v: number) {
+    this.set32(REG.eflags, v);
+  }
+
+  /** Sets the host selector of segment register `sreg` (0 = es, 1 = cs, 2 = ss, 3 = ds, 4 = fs, 5 = gs). */
+  setHostSelector(sreg: number, selector: number): void {
+    this.set32(SREG_SLOT[sreg], selector);
+  }
+
   /** Whether rip lies above 4 GiB (host code such as the stub or the vDSO). */
   get ripAbove4G(): boolean {
     return this.u32[2 * REG.rip + 1] !== 0;

@@ -26,6 +26,9 @@ export const STUB = {
   ZERO: 0x7f0000000300n,
   /** File and segment size. */
   SIZE: 0x1000,
+  /** A read-write page (bss) for arguments of injected syscalls (itimerval, paths). */
+  SCRATCH: 0x7f0000001000n,
+  SCRATCH_SIZE: 0x1000,
 } as const;
 
 // Hand-assembled; stub_image_test.ts checks this against objdump when binutils is present.
@@ -67,7 +70,7 @@ export function buildStubImage(): Uint8Array<ArrayBuffer> {
   dv.setBigUint64(32, 64n, true); // e_phoff
   dv.setUint16(52, 64, true); // e_ehsize
   dv.setUint16(54, 56, true); // e_phentsize
-  dv.setUint16(56, 2, true); // e_phnum
+  dv.setUint16(56, 3, true); // e_phnum
   // PT_LOAD, R+X, the whole page
   const ph = 64;
   dv.setUint32(ph, 1, true);
@@ -82,6 +85,16 @@ export function buildStubImage(): Uint8Array<ArrayBuffer> {
   const ph2 = ph + 56;
   dv.setUint32(ph2, 0x6474e551, true);
   dv.setUint32(ph2 + 4, 6, true);
+  // PT_LOAD, RW, no file bytes: the scratch page.
+  const ph3 = ph2 + 56;
+  dv.setUint32(ph3, 1, true);
+  dv.setUint32(ph3 + 4, 6, true);
+  dv.setBigUint64(ph3 + 8, BigInt(STUB.SIZE), true);
+  dv.setBigUint64(ph3 + 16, STUB.SCRATCH, true);
+  dv.setBigUint64(ph3 + 24, STUB.SCRATCH, true);
+  dv.setBigUint64(ph3 + 32, 0n, true);
+  dv.setBigUint64(ph3 + 40, BigInt(STUB.SCRATCH_SIZE), true);
+  dv.setBigUint64(ph3 + 48, 0x1000n, true);
 
   const entryOff = Number(STUB.ENTRY - base);
   const leaEnd = entryOff + 5 + 2 + 5 + 5 + 7; // rip after the lea

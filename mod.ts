@@ -1,0 +1,43 @@
+/**
+ * ring3: kernels run as ordinary user processes, driven from TypeScript.
+ *
+ * Scenario authors import everything from here:
+ *
+ * ```ts
+ * import { scenario } from "./mod.ts";
+ * export default scenario("hello echoes a line", async ({ boot }) => {
+ *   const vm = await boot({ kernel: "fixtures/build/hello.elf", memory: "64M" });
+ *   await vm.console.expect("> ", { timeout: "5s" }); // guest time
+ *   vm.console.send("hi\n");
+ *   await vm.console.expect("you typed: hi");
+ *   if (await vm.exit() !== 5) throw new Error("wrong exit status");
+ * });
+ * ```
+ *
+ * @module
+ */
+export {
+  type MachineRecord,
+  runScenario,
+  type Scenario,
+  scenario,
+  type ScenarioContext,
+  type ScenarioOptions,
+  type ScenarioOutcome,
+} from "./runtime/harness/scenario.ts";
+export {
+  type BootOptions,
+  type ExpectOptions,
+  ExpectTimeoutError,
+  GuestFailureError,
+  SerialConsole,
+  Vm,
+} from "./runtime/vm.ts";
+export {
+  type FailureKind,
+  type FailureReport,
+  formatFailure,
+  type RunResult,
+  type RunStats,
+} from "./runtime/run_result.ts";
+export { type Duration, durationNs } from "./runtime/duration.ts";

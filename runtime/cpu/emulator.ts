@@ -1,0 +1,1022 @@
+/**
+ * The partial emulator: guest code runs natively; this handles only what trapped.
+ *
+ * On a trap the instruction at EIP is decoded (iced-x86) and either emulated against the
+ * virtual CPU state, after which the guest resumes after it, or turned into the exception a
+ * ring-0 CPU would raise and delivered through the guest's own IDT. What it cannot emulate ends
+ * the run with a {@link Fatal} naming the instruction, so a run never hangs on the unknown.
+ *
+ * @module
+ */
+import iced from "iced-x86";
+import {
+  type DecodedInstruction,
+  DecodeError,
+  hexBytes,
+  InstructionDecoder,
+  Mnemonic,
+  OpKind,
+  type RegisterInfo,
+  registerInfo,
+} from "./decoder.ts";
+import {
+  decodeDescriptor,
+  decodeGate,
+  type Descriptor,
+  isCode,
+  isFlat,
+  isReadable,
+  isWritableData,
+} from "./descriptors.ts";
+import {
+  type CpuRegisters,
+  GuestMemoryError,
+  type LinearMemory,
+  type PortIo,
+} from "./interfaces.ts";
+import type { VcpuState } from "./vcpu_state.ts";
+import {
+  CR0,
+  hasErrorCode,
+  isContributory,
+  MSR,
+  SREG,
+  SREG_NAMES,
+  SYSTEM_TYPE,
+  VECTOR,
+  VECTOR_NAMES,
+} from "./x86.ts";
+
+const { Code } = iced;
+
+/** What the machine does after the emulator handled a trap. */
+export const Exit = {
+  /** Resume the guest. */
+  Resume: 0,
+  /** The guest executed hlt: wait for an interrupt. */
+  Halt: 1,
+  /** The run cannot go on; see {@link Emulator.fatal}. */
+  Fatal: 2,
+} as const;
+/** One of {@link Exit}'s values. */
+export type Exit = typeof Exit[keyof typeof Exit];
+
+/** Classes of run-ending conditions the emulator detects. */
+export type FatalKind =
+  | "unsupported-instruction"
+  | "invalid-instruction"
+  | "unsupported-mode"
+  | "triple-fault"
+  | "unmapped-memory"
+  | "host-syscall";
+
+/** A condition that ends the run, with what is known about the instruction behind it. */
+export class Fatal extends Error {
+  override name = "Fatal";
+  /**
+   * @param kind the class of failure
+   * @param message what happened, concretely
+   * @param instruction the instruction involved, if any
+   */
+  constructor(
+    readonly kind: FatalKind,
+    message: string,
+    readonly instruction?: { bytes: string; text: string },
+  ) {
+    super(message);
+  }
+}
+
+/** An exception the guest CPU raises, to be delivered through the guest IDT. */
+class GuestException {
+  constructor(readonly vector: number, readonly errorCode: number | null) {}
+}
+
+const EFLAGS_IF = 1 << 9;
+const EFLAGS_IOPL = 3 << 12;
+const EFLAGS_TF = 1 << 8;
+const EFLAGS_NT = 1 << 14;
+const EFLAGS_RF = 1 << 16;
+const EFLAGS_VM = 1 << 17;
+// Flags a user process may set through ptrace (arch/x86/kernel/ptrace.c FLAG_MASK) that the
+// guest owns outright. TF is left out: single-stepping the host would need #DB emulation.
+const GUEST_OWNED_FLAGS = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x400 | 0x800 | 0x40000;
+
+/** Host signals the emulator interprets (numbers as in Linux). */
+const SIGNAL = { ILL: 4, TRAP: 5, BUS: 7, FPE: 8, SEGV: 11 } as const;
+const SI_KERNEL = 0x80;
+
+/** Where the machine is told to put a host selector standing in for a guest one. */
+export interface HostSegments {
+  /** Sets the host selector for segment register `sreg` (SREG numbering). */
+  setHostSelector(sreg: number, selector: number): void;
+}
+
+/** Options of an {@link Emulator}. */
+export interface EmulatorOptions {
+  /** The smallest guest-physical address the host lets the guest process map (vm.mmap_min_addr). */
+  lowestMappedAddress?: number;
+}
+
+/** The partial emulator of one vCPU. */
+export class Emulator {
+  /** Why the run must end, after an {@link Exit.Fatal}. */
+  fatal: Fatal | null = null;
+  /** Traps handled, by cause ("out", "in", "#UD", "int 0x80", …). */
+  readonly trapCounts = new Map<string, number>();
+  readonly decoder = new InstructionDecoder();
+  #regs!: CpuRegisters & HostSegments;
+  readonly #fetch: (addr: number, into: Uint8Array) => number;
+  readonly #lowest: number;
+
+  /**
+   * @param state virtual CPU state
+   * @param memory guest linear memory
+   * @param io port I/O
+   * @param options host facts
+   */
+  constructor(
+    readonly state: VcpuState,
+    private readonly memory: LinearMemory,
+    private readonly io: PortIo,
+    options: EmulatorOptions = {},
+  ) {
+    this.#fetch = (addr, into) => memory.fetch(addr, into);
+    this.#lowest = options.lowestMappedAddress ?? 0;
+  }
+
+  #count(cause: string): void {
+    this.trapCounts.set(cause, (this.trapCounts.get(cause) ?? 0) + 1);
+  }
+
+  /**
+   * Handles a synchronous host signal raised by guest code.
+   *
+   * @param regs the guest registers at the stop
+   * @param signal host signal number
+   * @param code siginfo si_code
+   * @param addr siginfo si_addr (low 32 bits)
+   * @param addrAbove4G whether si_addr had high bits set
+   * @returns what to do next
+   */
+  handleFault(
+    regs: CpuRegisters & HostSegments,
+    signal: number,
+    code: number,
+    addr: number,
+    addrAbove4G: boolean,
+  ): Exit {
+    this.#regs = regs;
+    this.fatal = null;
+    try {
+      return this.#dispatchFault(signal, code, addr, addrAbove4G);
+    } catch (e) {
+      return this.#fail(e);
+    }
+  }
+
+  /**
+   * Handles a system call instruction annulled by SYSEMU. Only `int $0x80` can be returned
+   * from (the host kernel reports the address after it); `syscall` and `sysenter` in compat
+   * mode leave the return address in the host vDSO, so they end the run.
+   *
+   * @param regs guest registers (eax already holds -ENOSYS)
+   * @param origEax the guest's eax when it made the call
+   * @param ripAbove4G whether the host reported a return address outside the guest
+   * @returns what to do next
+   */
+  handleSyscall(regs: CpuRegisters & HostSegments, origEax: number, ripAbove4G: boolean): Exit {
+    this.#regs = regs;
+    this.fatal = null;
+    try {
+      const eip = regs.eip;
+      if (!ripAbove4G && eip >= 2 && this.#tryRead16(eip - 2) === 0x80cd) {
+        this.#count("int 0x80");
+        regs.setGpr(0, origEax);
+        this.#raise(0x80, null, eip, true);
+        return Exit.Resume;
+      }
+      throw new Fatal(
+        "host-syscall",
+        `guest code executed a host system call instruction (syscall or sysenter, eax=${origEax}); ` +
+          `ring3 annulled it (the host never ran it), but the return address is lost in compat ` +
+          `mode, so the guest cannot continue. Rewrite the instruction or use int $0x80.`,
+      );
+    } catch (e) {
+      return this.#fail(e);
+    }
+  }
+
+  /**
+   * Delivers an external interrupt (from a virtual interrupt controller) now. The caller
+   * checks that the virtual IF is set and there is no interrupt shadow.
+   *
+   * @param regs guest registers
+   * @param vector interrupt vector
+   * @returns what to do next
+   */
+  deliverExternal(regs: CpuRegisters & HostSegments, vector: number): Exit {
+    this.#regs = regs;
+    this.fatal = null;
+    try {
+      this.state.halted = false;
+      this.#raise(vector, null, regs.eip, false);
+      return Exit.Resume;
+    } catch (e) {
+      return this.#fail(e);
+    }
+  }
+
+  #fail(e: unknown): Exit {
+    if (e instanceof Fatal) {
+      this.fatal = e;
+      return Exit.Fatal;
+    }
+    if (e instanceof GuestMemoryError) {
+      this.fatal = new Fatal("unmapped-memory", `the emulator's ${e.message}`);
+      return Exit.Fatal;
+    }
+    if (e instanceof DecodeError) {
+      this.fatal = new Fatal("invalid-instruction", e.message, {
+        bytes: hexBytes(e.bytes),
+        text: "(invalid)",
+      });
+      return Exit.Fatal;
+    }
+    throw e;
+  }
+
+  #tryRead16(addr: number): number {
+    try {
+      return this.memory.read16(addr);
+    } catch {
+      return -1;
+    }
+  }
+
+  #dispatchFault(signal: number, code: number, addr: number, addrAbove4G: boolean): Exit {
+    const regs = this.#regs;
+    const eip = regs.eip;
+    switch (signal) {
+      case SIGNAL.SEGV:
+        if (code === SI_KERNEL) return this.#emulateAt(eip);
+        this.#count("memory fault");
+        if (addrAbove4G) {
+          throw new Fatal(
+            "unmapped-memory",
+            `guest touched host address above 4 GiB at eip 0x${hex(eip)}`,
+          );
+        }
+        if (addr < this.#lowest) {
+          throw new Fatal(
+            "unmapped-memory",
+            `guest touched physical page 0x${hex(addr & ~0xfff)}, which this host does not let a ` +
+              `process map (vm.mmap_min_addr=${this.#lowest}); run ring3 as root (CAP_SYS_RAWIO) or ` +
+              `lower vm.mmap_min_addr`,
+            this.#describeAt(eip),
+          );
+        }
+        throw new Fatal(
+          "unmapped-memory",
+          `guest touched physical address 0x${hex(addr)}, which is not backed by RAM or a device`,
+          this.#describeAt(eip),
+        );
+      case SIGNAL.ILL:
+        return this.#onInvalidOpcode(eip);
+      case SIGNAL.FPE:
+        this.#count("#DE");
+        this.#raise(VECTOR.DE, null, eip, false);
+        return Exit.Resume;
+      case SIGNAL.TRAP: {
+        // int3 and `int $3` stop after the instruction (SI_KERNEL); report as #BP from there.
+        this.#count("#BP");
+        this.#raise(VECTOR.BP, null, eip, true);
+        return Exit.Resume;
+      }
+      case SIGNAL.BUS:
+        throw new Fatal("unmapped-memory", `bus error at 0x${hex(addr)}`, this.#describeAt(eip));
+      default:
+        throw new Fatal(
+          "unsupported-instruction",
+          `unexpected host signal ${signal} at 0x${hex(eip)}`,
+        );
+    }
+  }
+
+  #describeAt(eip: number): { bytes: string; text: string } | undefined {
+    try {
+      const d = this.decoder.decode(eip, 32, this.#fetch);
+      return { bytes: hexBytes(d.bytes), text: d.text };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #onInvalidOpcode(eip: number): Exit {
+    let d: DecodedInstruction;
+    try {
+      d = this.decoder.decode(eip, 32, this.#fetch);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.#count("#UD");
+      this.#raise(VECTOR.UD, null, eip, false);
+      return Exit.Resume;
+    }
+    if (d.mnemonic === Mnemonic.Sysenter) {
+      // AMD raises #UD for sysenter in compat mode; the guest's CPU model decides instead.
+      this.#count("sysenter");
+      if ((this.state.msrs.get(MSR.SYSENTER_CS) ?? 0n) === 0n) {
+        this.#raise(VECTOR.GP, 0, eip, false);
+        return Exit.Resume;
+      }
+      throw new Fatal(
+        "unsupported-instruction",
+        "sysenter with SYSENTER_CS set is not emulated yet",
+        {
+          bytes: hexBytes(d.bytes),
+          text: d.text,
+        },
+      );
+    }
+    this.#count("#UD");
+    this.#raise(VECTOR.UD, null, eip, false);
+    return Exit.Resume;
+  }
+
+  /** Emulates the privileged instruction at eip that raised #GP in the host. */
+  #emulateAt(eip: number): Exit {
+    const d = this.decoder.decode(eip, 32, this.#fetch);
+    try {
+      return this.#emulate(d, eip);
+    } catch (e) {
+      if (e instanceof GuestException) {
+        this.#raise(e.vector, e.errorCode, eip, false);
+        return Exit.Resume;
+      }
+      if (e instanceof Fatal && !e.instruction) {
+        throw new Fatal(e.kind, e.message, { bytes: hexBytes(d.bytes), text: d.text });
+      }
+      throw e;
+    }
+  }
+
+  #unsupported(d: DecodedInstruction, why = "not emulated"): never {
+    throw new Fatal(
+      "unsupported-instruction",
+      `${d.text} at 0x${hex(this.#regs.eip)}: ${why}`,
+      { bytes: hexBytes(d.bytes), text: d.text },
+    );
+  }
+
+  #emulate(d: DecodedInstruction, eip: number): Exit {
+    const regs = this.#regs;
+    const state = this.state;
+    const next = (eip + d.length) >>> 0;
+    switch (d.mnemonic) {
+      case Mnemonic.Out: {
+        this.#count("out");
+        this.#checkIo();
+        const port = d.op0Kind === OpKind.Immediate8 ? d.immediate : regs.gpr(2) & 0xffff;
+        const r = registerInfo(d.op1Register);
+        this.io.write(port, this.#readReg(r), r.size as 1 | 2 | 4);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.In: {
+        this.#count("in");
+        this.#checkIo();
+        const port = d.op1Kind === OpKind.Immediate8 ? d.immediate : regs.gpr(2) & 0xffff;
+        const r = registerInfo(d.op0Register);
+        this.#writeReg(r, this.io.read(port, r.size as 1 | 2 | 4));
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Outsb:
+      case Mnemonic.Outsw:
+      case Mnemonic.Outsd:
+      case Mnemonic.Insb:
+      case Mnemonic.Insw:
+      case Mnemonic.Insd:
+        this.#count(Mnemonic[d.mnemonic].toLowerCase());
+        this.#checkIo();
+        this.#stringIo(d);
+        regs.eip = next;
+        return Exit.Resume;
+      case Mnemonic.Cli:
+        this.#count("cli");
+        this.#checkIopl();
+        state.interruptFlag = false;
+        regs.eip = next;
+        return Exit.Resume;
+      case Mnemonic.Sti:
+        this.#count("sti");
+        this.#checkIopl();
+        if (!state.interruptFlag) state.interruptShadow = true;
+        state.interruptFlag = true;
+        regs.eip = next;
+        return Exit.Resume;
+      case Mnemonic.Hlt:
+        this.#count("hlt");
+        this.#checkCpl0();
+        state.halted = true;
+        regs.eip = next;
+        return Exit.Halt;
+      case Mnemonic.Lgdt:
+      case Mnemonic.Lidt: {
+        this.#count(d.mnemonic === Mnemonic.Lgdt ? "lgdt" : "lidt");
+        this.#checkCpl0();
+        const ea = this.#effectiveAddress(d);
+        const table = { limit: this.memory.read16(ea), base: this.memory.read32(ea + 2) >>> 0 };
+        if (d.mnemonic === Mnemonic.Lgdt) state.gdtr = table;
+        else state.idtr = table;
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Lldt:
+      case Mnemonic.Ltr: {
+        this.#count(d.mnemonic === Mnemonic.Lldt ? "lldt" : "ltr");
+        this.#checkCpl0();
+        const sel = this.#readOperand16(d);
+        if (d.mnemonic === Mnemonic.Lldt) this.#loadLdt(sel);
+        else this.#loadTr(sel);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Mov:
+        return this.#emulateMov(d, next);
+      case Mnemonic.Pop: {
+        const r = registerInfo(d.op0Register);
+        if (r.kind !== "sreg") this.#unsupported(d);
+        this.#count(`pop ${SREG_NAMES[r.index]}`);
+        const esp = regs.gpr(4);
+        const sel = this.memory.read16(esp);
+        this.#loadDataSegment(r.index, sel);
+        regs.setGpr(4, esp + (d.code === Code.Popw_DS || d.code === Code.Popw_ES ? 2 : 4));
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Lds:
+      case Mnemonic.Les:
+      case Mnemonic.Lss:
+      case Mnemonic.Lfs:
+      case Mnemonic.Lgs: {
+        const sreg = {
+          [Mnemonic.Lds]: SREG.DS,
+          [Mnemonic.Les]: SREG.ES,
+          [Mnemonic.Lss]: SREG.SS,
+          [Mnemonic.Lfs]: SREG.FS,
+          [Mnemonic.Lgs]: SREG.GS,
+        }[d.mnemonic]!;
+        this.#count(`l${SREG_NAMES[sreg]}`);
+        const ea = this.#effectiveAddress(d);
+        const dst = registerInfo(d.op0Register);
+        const offset = dst.size === 4 ? this.memory.read32(ea) : this.memory.read16(ea);
+        const sel = this.memory.read16(ea + dst.size);
+        this.#loadDataSegment(sreg, sel);
+        this.#writeReg(dst, offset);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Jmp:
+      case Mnemonic.Call: {
+        const far = d.op0Kind === OpKind.FarBranch32 || d.code === Code.Jmp_m1632 ||
+          d.code === Code.Call_m1632;
+        if (!far) this.#unsupported(d);
+        const isCall = d.mnemonic === Mnemonic.Call;
+        this.#count(isCall ? "far call" : "far jmp");
+        let sel: number, off: number;
+        if (d.op0Kind === OpKind.FarBranch32) {
+          sel = d.farSelector;
+          off = d.farOffset;
+        } else {
+          const ea = this.#effectiveAddress(d);
+          off = this.memory.read32(ea);
+          sel = this.memory.read16(ea + 4);
+        }
+        const oldCs = state.selectors[SREG.CS];
+        this.#loadCodeSegment(sel, d);
+        if (isCall) {
+          this.#push32(oldCs);
+          this.#push32(next);
+        }
+        regs.eip = off;
+        return Exit.Resume;
+      }
+      case Mnemonic.Retf: {
+        this.#count("far ret");
+        const esp = regs.gpr(4);
+        const off = this.memory.read32(esp);
+        const sel = this.memory.read16(esp + 4);
+        if ((sel & 3) > state.cpl) this.#unsupported(d, "far return to an outer privilege level");
+        this.#loadCodeSegment(sel, d);
+        regs.setGpr(4, esp + 8 + (d.opCount > 0 ? d.immediate : 0));
+        regs.eip = off;
+        return Exit.Resume;
+      }
+      case Mnemonic.Iretd:
+        this.#count("iret");
+        this.#iret(d);
+        return Exit.Resume;
+      case Mnemonic.Int: {
+        const vector = d.immediate & 0xff;
+        this.#count(`int 0x${hex(vector)}`);
+        this.#raise(vector, null, next, true);
+        return Exit.Resume;
+      }
+      case Mnemonic.Int1:
+        this.#count("int1");
+        this.#raise(VECTOR.DB, null, next, false);
+        return Exit.Resume;
+      case Mnemonic.Into:
+        this.#count("into");
+        this.#raise(VECTOR.OF, null, next, true);
+        return Exit.Resume;
+      case Mnemonic.Clts:
+        this.#count("clts");
+        this.#checkCpl0();
+        state.cr0 &= ~CR0.TS;
+        regs.eip = next;
+        return Exit.Resume;
+      case Mnemonic.Lmsw: {
+        this.#count("lmsw");
+        this.#checkCpl0();
+        // lmsw sets PE but never clears it, and touches only the low four bits.
+        const v = this.#readOperand16(d) & 0xf;
+        this.#writeCr0(((state.cr0 & ~0xe) | v | (state.cr0 & CR0.PE)) >>> 0, d);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Invlpg:
+      case Mnemonic.Wbinvd:
+      case Mnemonic.Invd:
+        // No paging and no caches to model yet: nothing to invalidate.
+        this.#count(Mnemonic[d.mnemonic].toLowerCase());
+        this.#checkCpl0();
+        regs.eip = next;
+        return Exit.Resume;
+      case Mnemonic.Rdmsr: {
+        this.#count("rdmsr");
+        this.#checkCpl0();
+        const v = this.#readMsr(regs.gpr(1));
+        regs.setGpr(0, Number(v & 0xffffffffn));
+        regs.setGpr(2, Number((v >> 32n) & 0xffffffffn));
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Wrmsr: {
+        this.#count("wrmsr");
+        this.#checkCpl0();
+        this.#writeMsr(regs.gpr(1), (BigInt(regs.gpr(2)) << 32n) | BigInt(regs.gpr(0)));
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      default:
+        this.#unsupported(d);
+    }
+  }
+
+  #emulateMov(d: DecodedInstruction, next: number): Exit {
+    const regs = this.#regs;
+    const dst = registerInfo(d.op0Register);
+    const src = registerInfo(d.op1Register);
+    if (dst.kind === "sreg") {
+      this.#count(`mov ${SREG_NAMES[dst.index]}`);
+      const sel = d.op1Kind === OpKind.Register
+        ? this.#readReg(src) & 0xffff
+        : this.memory.read16(this.#effectiveAddress(d));
+      if (dst.index === SREG.CS) throw new GuestException(VECTOR.UD, null);
+      this.#loadDataSegment(dst.index, sel);
+      if (dst.index === SREG.SS) this.state.interruptShadow = true;
+    } else if (dst.kind === "cr" || src.kind === "cr") {
+      this.#checkCpl0();
+      if (dst.kind === "cr") {
+        this.#count(`mov cr${dst.index}`);
+        this.#writeCr(dst.index, this.#readReg(src), d);
+      } else {
+        this.#count(`read cr${src.index}`);
+        this.#writeReg(dst, this.#readCr(src.index, d));
+      }
+    } else if (dst.kind === "dr" || src.kind === "dr") {
+      this.#checkCpl0();
+      if (dst.kind === "dr") {
+        this.#count(`mov dr${dst.index}`);
+        this.state.dr[dst.index] = this.#readReg(src);
+      } else {
+        this.#count(`read dr${src.index}`);
+        this.#writeReg(dst, this.state.dr[src.index]);
+      }
+    } else {
+      this.#unsupported(d);
+    }
+    regs.eip = next;
+    return Exit.Resume;
+  }
+
+  // ---- registers and operands ----
+
+  #readReg(r: RegisterInfo): number {
+    const v = this.#regs.gpr(r.index);
+    if (r.size === 4) return v >>> 0;
+    if (r.size === 2) return v & 0xffff;
+    return r.high ? (v >>> 8) & 0xff : v & 0xff;
+  }
+
+  #writeReg(r: RegisterInfo, value: number): void {
+    const regs = this.#regs;
+    const old = regs.gpr(r.index);
+    if (r.size === 4) regs.setGpr(r.index, value);
+    else if (r.size === 2) regs.setGpr(r.index, (old & 0xffff0000) | (value & 0xffff));
+    else if (r.high) regs.setGpr(r.index, (old & 0xffff00ff) | ((value & 0xff) << 8));
+    else regs.setGpr(r.index, (old & 0xffffff00) | (value & 0xff));
+  }
+
+  #effectiveAddress(d: DecodedInstruction): number {
+    let ea = d.memDisplacement;
+    if (d.memBase !== 0) {
+      const b = registerInfo(d.memBase);
+      if (b.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
+      ea += this.#readReg(b);
+    }
+    if (d.memIndex !== 0) {
+      const x = registerInfo(d.memIndex);
+      if (x.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
+      ea += this.#readReg(x) * d.memScale;
+    }
+    const base = registerInfo(d.memBase);
+    if (base.kind === "gpr" && base.size === 2) return ea & 0xffff;
+    return ea >>> 0;
+  }
+
+  #readOperand16(d: DecodedInstruction): number {
+    if (d.op0Kind === OpKind.Register) return this.#readReg(registerInfo(d.op0Register)) & 0xffff;
+    return this.memory.read16(this.#effectiveAddress(d));
+  }
+
+  #push32(v: number): void {
+    const esp = (this.#regs.gpr(4) - 4) >>> 0;
+    this.memory.write32(esp, v);
+    this.#regs.setGpr(4, esp);
+  }
+
+  /** EFLAGS as the guest should see them: the host's arithmetic flags, the virtual IF and IOPL. */
+  guestEflags(): number {
+    const f = this.#regs.eflags & ~(EFLAGS_IF | EFLAGS_IOPL | EFLAGS_RF);
+    return (f | 2 | (this.state.interruptFlag ? EFLAGS_IF : 0) | (this.state.iopl << 12)) >>> 0;
+  }
+
+  #setGuestEflags(v: number): void {
+    const regs = this.#regs;
+    regs.eflags = ((regs.eflags & ~GUEST_OWNED_FLAGS) | (v & GUEST_OWNED_FLAGS)) >>> 0;
+    if (this.state.cpl <= this.state.iopl) this.state.interruptFlag = (v & EFLAGS_IF) !== 0;
+    if (this.state.cpl === 0) this.state.iopl = (v >>> 12) & 3;
+  }
+
+  // ---- privilege checks ----
+
+  #checkCpl0(): void {
+    if (this.state.cpl !== 0) throw new GuestException(VECTOR.GP, 0);
+  }
+
+  #checkIopl(): void {
+    if (this.state.cpl > this.state.iopl) throw new GuestException(VECTOR.GP, 0);
+  }
+
+  #checkIo(): void {
+    // The TSS I/O permission bitmap is consulted only when CPL > IOPL; user-mode port access
+    // arrives with the CPU virtualization work.
+    if (this.state.cpl > this.state.iopl) throw new GuestException(VECTOR.GP, 0);
+  }
+
+  // ---- string I/O ----
+
+  #stringIo(d: DecodedInstruction): void {
+    const regs = this.#regs;
+    const m = d.mnemonic;
+    const size = (m === Mnemonic.Outsb || m === Mnemonic.Insb)
+      ? 1
+      : (m === Mnemonic.Outsw || m === Mnemonic.Insw)
+      ? 2
+      : 4;
+    const isOut = m === Mnemonic.Outsb || m === Mnemonic.Outsw || m === Mnemonic.Outsd;
+    const memKind = isOut ? d.op1Kind : d.op0Kind;
+    const addr16 = memKind === OpKind.MemorySegSI || memKind === OpKind.MemoryESDI;
+    const mask = addr16 ? 0xffff : 0xffffffff;
+    const ptrReg = isOut ? 6 : 7; // esi : edi
+    const step = (regs.eflags & (1 << 10)) ? -size : size;
+    const port = regs.gpr(2) & 0xffff;
+    let count = d.hasRep ? (regs.gpr(1) & mask) >>> 0 : 1;
+    let ptr = regs.gpr(ptrReg) & mask;
+    const mem = this.memory;
+    while (count > 0) {
+      if (isOut) {
+        const v = size === 1 ? mem.read8(ptr) : size === 2 ? mem.read16(ptr) : mem.read32(ptr);
+        this.io.write(port, v, size);
+      } else {
+        const v = this.io.read(port, size);
+        if (size === 1) mem.write8(ptr, v);
+        else if (size === 2) mem.write16(ptr, v);
+        else mem.write32(ptr, v);
+      }
+      ptr = (ptr + step) & mask;
+      count--;
+    }
+    const keepHigh = (v: number) => addr16 ? (v & 0xffff0000) : 0;
+    regs.setGpr(ptrReg, (keepHigh(regs.gpr(ptrReg)) | ptr) >>> 0);
+    if (d.hasRep) regs.setGpr(1, keepHigh(regs.gpr(1)) >>> 0);
+  }
+
+  // ---- segments and descriptor tables ----
+
+  #readDescriptor(selector: number, errorVector: number = VECTOR.GP): Descriptor {
+    const index = selector & ~7;
+    const local = (selector & 4) !== 0;
+    const base = local ? this.state.ldtrBase : this.state.gdtr.base;
+    const limit = local ? this.state.ldtrLimit : this.state.gdtr.limit;
+    if ((local && this.state.ldtr === 0) || index + 7 > limit) {
+      throw new GuestException(errorVector, selector & 0xfffc);
+    }
+    return decodeDescriptor(this.memory.read32(base + index), this.memory.read32(base + index + 4));
+  }
+
+  #loadDataSegment(sreg: number, selector: number): void {
+    const state = this.state;
+    if ((selector & 0xfffc) === 0) {
+      if (sreg === SREG.SS) throw new GuestException(VECTOR.GP, 0);
+      state.selectors[sreg] = selector;
+      // A null selector is legal to load; using it must fault, so the host gets a null too.
+      this.#regs.setHostSelector(sreg, 0);
+      return;
+    }
+    const d = this.#readDescriptor(selector);
+    const rpl = selector & 3;
+    if (sreg === SREG.SS) {
+      if (!isWritableData(d) || rpl !== state.cpl || d.dpl !== state.cpl) {
+        throw new GuestException(VECTOR.GP, selector & 0xfffc);
+      }
+      if (!d.present) throw new GuestException(VECTOR.SS, selector & 0xfffc);
+    } else {
+      if (!isReadable(d)) throw new GuestException(VECTOR.GP, selector & 0xfffc);
+      const conformingCode = isCode(d) && (d.type & 0x4) !== 0;
+      if (!conformingCode && (rpl > d.dpl || state.cpl > d.dpl)) {
+        throw new GuestException(VECTOR.GP, selector & 0xfffc);
+      }
+      if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
+    }
+    if (!isFlat(d)) {
+      throw new Fatal(
+        "unsupported-mode",
+        `segment ${SREG_NAMES[sreg]}=0x${hex(selector)} has base 0x${hex(d.base)} and limit ` +
+          `0x${hex(d.limit)}; only flat segments (base 0, limit 4 GiB) are supported so far`,
+      );
+    }
+    state.selectors[sreg] = selector;
+    this.#regs.setHostSelector(sreg, HOST_DATA_SELECTOR);
+  }
+
+  #loadCodeSegment(selector: number, d0: DecodedInstruction): void {
+    const state = this.state;
+    if ((selector & 0xfffc) === 0) throw new GuestException(VECTOR.GP, 0);
+    const d = this.#readDescriptor(selector);
+    if (!isCode(d)) throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    const conforming = (d.type & 0x4) !== 0;
+    if (conforming ? d.dpl > state.cpl : (d.dpl !== state.cpl || (selector & 3) > state.cpl)) {
+      throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    }
+    if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
+    if (d.long) this.#unsupported(d0, "64-bit code segments (long mode) are not supported yet");
+    if (!d.big) this.#unsupported(d0, "16-bit code segments are not supported");
+    if (!isFlat(d)) {
+      this.#unsupported(
+        d0,
+        `code segment base 0x${hex(d.base)} limit 0x${hex(d.limit)} is not flat`,
+      );
+    }
+    state.selectors[SREG.CS] = ((selector & 0xfffc) | state.cpl) >>> 0;
+  }
+
+  #loadLdt(selector: number): void {
+    const state = this.state;
+    if ((selector & 0xfffc) === 0) {
+      state.ldtr = 0;
+      state.ldtrBase = 0;
+      state.ldtrLimit = 0;
+      return;
+    }
+    if (selector & 4) throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    const d = this.#readDescriptor(selector);
+    if (d.codeOrData || d.type !== SYSTEM_TYPE.LDT) {
+      throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    }
+    if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
+    state.ldtr = selector;
+    state.ldtrBase = d.base;
+    state.ldtrLimit = d.limit;
+  }
+
+  #loadTr(selector: number): void {
+    if ((selector & 0xfffc) === 0 || (selector & 4)) {
+      throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    }
+    const d = this.#readDescriptor(selector);
+    if (d.codeOrData || d.type !== SYSTEM_TYPE.TSS32_AVAILABLE) {
+      throw new GuestException(VECTOR.GP, selector & 0xfffc);
+    }
+    if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
+    this.state.tr = selector;
+    // Mark the TSS busy in the guest's GDT, as ltr does.
+    const at = this.state.gdtr.base + (selector & ~7) + 4;
+    this.memory.write32(at, this.memory.read32(at) | (0x2 << 8));
+  }
+
+  #iret(d: DecodedInstruction): void {
+    const regs = this.#regs;
+    const state = this.state;
+    if (this.guestEflags() & EFLAGS_NT) this.#unsupported(d, "task return (iret with NT set)");
+    const esp = regs.gpr(4);
+    const eip = this.memory.read32(esp);
+    const cs = this.memory.read16(esp + 4);
+    const eflags = this.memory.read32(esp + 8);
+    if (eflags & EFLAGS_VM) this.#unsupported(d, "return to virtual-8086 mode");
+    if ((cs & 3) > state.cpl) {
+      this.#unsupported(d, "iret to an outer privilege level (user mode) is not supported yet");
+    }
+    this.#loadCodeSegment(cs, d);
+    this.#setGuestEflags(eflags);
+    regs.setGpr(4, esp + 12);
+    regs.eip = eip;
+  }
+
+  // ---- control registers and MSRs ----
+
+  #readCr(n: number, d: DecodedInstruction): number {
+    const s = this.state;
+    switch (n) {
+      case 0:
+        return s.cr0;
+      case 2:
+        return s.cr2;
+      case 3:
+        return s.cr3;
+      case 4:
+        return s.cr4;
+      default:
+        throw new GuestException(VECTOR.UD, null);
+    }
+    void d;
+  }
+
+  #writeCr(n: number, v: number, d: DecodedInstruction): void {
+    const s = this.state;
+    switch (n) {
+      case 0:
+        return this.#writeCr0(v >>> 0, d);
+      case 2:
+        s.cr2 = v >>> 0;
+        return;
+      case 3:
+        s.cr3 = v >>> 0;
+        return;
+      case 4:
+        s.cr4 = v >>> 0;
+        return;
+      default:
+        throw new GuestException(VECTOR.UD, null);
+    }
+  }
+
+  #writeCr0(v: number, d: DecodedInstruction): void {
+    if (!(v & CR0.PE)) this.#unsupported(d, "leaving protected mode (CR0.PE=0) is not supported");
+    if (v & CR0.PG) this.#unsupported(d, "paging (CR0.PG=1) is not supported yet");
+    if ((v & CR0.PG) && !(v & CR0.PE)) throw new GuestException(VECTOR.GP, 0);
+    this.state.cr0 = (v | CR0.ET) >>> 0;
+  }
+
+  #readMsr(msr: number): bigint {
+    const s = this.state;
+    if (msr === MSR.EFER) return s.efer;
+    if (KNOWN_MSRS.has(msr)) return s.msrs.get(msr) ?? 0n;
+    throw new GuestException(VECTOR.GP, 0);
+  }
+
+  #writeMsr(msr: number, v: bigint): void {
+    const s = this.state;
+    if (msr === MSR.EFER) {
+      if (v & ~0x501n) throw new GuestException(VECTOR.GP, 0); // SCE, LME, NXE only
+      s.efer = v;
+      return;
+    }
+    if (!KNOWN_MSRS.has(msr)) throw new GuestException(VECTOR.GP, 0);
+    s.msrs.set(msr, v);
+  }
+
+  // ---- exception and interrupt delivery ----
+
+  /**
+   * Delivers `vector` through the guest IDT as a 32-bit protected-mode CPU does at the same
+   * privilege level: push EFLAGS, CS, EIP and the error code, clear IF for interrupt gates.
+   * A fault during delivery becomes a double fault; a fault delivering that, a triple fault.
+   */
+  #raise(vector: number, errorCode: number | null, returnEip: number, software: boolean): void {
+    let v = vector;
+    let err = hasErrorCode(vector) && !software ? (errorCode ?? 0) : null;
+    let soft = software;
+    for (let depth = 0;; depth++) {
+      try {
+        this.#deliver(v, err, returnEip, soft);
+        return;
+      } catch (e) {
+        if (!(e instanceof GuestException)) {
+          if (e instanceof GuestMemoryError) {
+            throw new Fatal(
+              "triple-fault",
+              `delivering ${vectorName(v)} touched memory outside guest RAM (${e.message}); ` +
+                `a real CPU would shut down`,
+            );
+          }
+          throw e;
+        }
+        if (v === VECTOR.DF || depth >= 2) {
+          throw new Fatal(
+            "triple-fault",
+            `triple fault: ${vectorName(e.vector)} while delivering ${vectorName(v)} ` +
+              `(IDT base 0x${hex(this.state.idtr.base)} limit 0x${hex(this.state.idtr.limit)})`,
+          );
+        }
+        const first = v;
+        const second = e.vector;
+        const bothSerious = (isContributory(first) || first === VECTOR.PF) &&
+          (isContributory(second) || (second === VECTOR.PF && first === VECTOR.PF));
+        if (bothSerious) {
+          v = VECTOR.DF;
+          err = 0;
+        } else {
+          v = second;
+          err = hasErrorCode(second) ? (e.errorCode ?? 0) : null;
+        }
+        soft = false;
+      }
+    }
+  }
+
+  #deliver(vector: number, errorCode: number | null, returnEip: number, software: boolean): void {
+    const state = this.state;
+    const regs = this.#regs;
+    const idt = state.idtr;
+    const gateErr = vector * 8 + 2 + (software ? 0 : 1);
+    if (vector * 8 + 7 > idt.limit) throw new GuestException(VECTOR.GP, gateErr);
+    const gate = decodeGate(
+      this.memory.read32(idt.base + vector * 8),
+      this.memory.read32(idt.base + vector * 8 + 4),
+    );
+    if (gate.type === SYSTEM_TYPE.TASK_GATE) {
+      throw new Fatal("unsupported-mode", `task gate in IDT vector ${vector} is not supported`);
+    }
+    if (gate.type !== SYSTEM_TYPE.INTERRUPT_GATE32 && gate.type !== SYSTEM_TYPE.TRAP_GATE32) {
+      throw new GuestException(VECTOR.GP, gateErr);
+    }
+    if (software && gate.dpl < state.cpl) throw new GuestException(VECTOR.GP, gateErr);
+    if (!gate.present) throw new GuestException(VECTOR.NP, gateErr);
+    const target = this.#readDescriptor(gate.selector);
+    if (!isCode(target) || target.dpl > state.cpl) {
+      throw new GuestException(VECTOR.GP, gate.selector & 0xfffc);
+    }
+    if (target.dpl < state.cpl) {
+      throw new Fatal(
+        "unsupported-mode",
+        `interrupt ${vector} from CPL ${state.cpl} to CPL ${target.dpl} needs a stack switch, ` +
+          `which is not supported yet`,
+      );
+    }
+    if (!target.present) throw new GuestException(VECTOR.NP, gate.selector & 0xfffc);
+    const flags = this.guestEflags();
+    this.#push32(flags);
+    this.#push32(state.selectors[SREG.CS]);
+    this.#push32(returnEip);
+    if (errorCode !== null) this.#push32(errorCode);
+    state.selectors[SREG.CS] = ((gate.selector & 0xfffc) | state.cpl) >>> 0;
+    if (gate.type === SYSTEM_TYPE.INTERRUPT_GATE32) state.interruptFlag = false;
+    regs.eflags = (regs.eflags & ~(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF)) >>> 0;
+    regs.eip = gate.offset;
+    state.halted = false;
+  }
+}
+
+const HOST_DATA_SELECTOR = 0x2b;
+
+const KNOWN_MSRS = new Set<number>([
+  MSR.TSC,
+  MSR.APIC_BASE,
+  MSR.SYSENTER_CS,
+  MSR.SYSENTER_ESP,
+  MSR.SYSENTER_EIP,
+  MSR.MISC_ENABLE,
+  MSR.PAT,
+]);
+
+function hex(v: number): string {
+  return (v >>> 0).toString(16);
+}
+
+function vectorName(v: number): string {
+  return VECTOR_NAMES[v] ?? `vector ${v}`;
+}

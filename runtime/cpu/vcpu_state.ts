@@ -1,0 +1,78 @@
+import { CR0 } from "./x86.ts";
+
+/** A descriptor-table register (GDTR, IDTR). */
+export interface TableRegister {
+  base: number;
+  limit: number;
+}
+
+/**
+ * The part of a vCPU that the host CPU cannot hold for a guest running in ring 3: privilege
+ * level, the guest's own segment selectors (the host runs flat host selectors in their place),
+ * the virtual interrupt flag and IOPL, descriptor-table registers, control, debug and
+ * model-specific registers. General registers and arithmetic flags live in the host registers.
+ */
+export class VcpuState {
+  /** Current privilege level the guest believes it runs at. */
+  cpl = 0;
+  /** Guest segment selectors, indexed by SREG (es, cs, ss, ds, fs, gs). */
+  readonly selectors = new Uint16Array(6);
+  /** Virtual EFLAGS.IF: the host's IF is always 1 in a user process. */
+  interruptFlag = false;
+  /** Virtual EFLAGS.IOPL. */
+  iopl = 0;
+  /** Set by sti and mov/pop ss: interrupts are held off for one instruction. */
+  interruptShadow = false;
+  /** Waiting in hlt for an interrupt. */
+  halted = false;
+  gdtr: TableRegister = { base: 0, limit: 0xffff };
+  idtr: TableRegister = { base: 0, limit: 0x3ff };
+  ldtr = 0;
+  ldtrBase = 0;
+  ldtrLimit = 0;
+  tr = 0;
+  cr0 = CR0.PE | CR0.ET;
+  cr2 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  efer = 0n;
+  readonly dr = new Uint32Array(8);
+  readonly msrs = new Map<number, bigint>();
+  /** Exceptions being delivered, innermost last, for double and triple fault detection. */
+  readonly deliveryStack: number[] = [];
+
+  /**
+   * Power-on state after a Multiboot loader hands over: 32-bit protected mode, flat segments,
+   * interrupts disabled (Multiboot 1 spec, "Machine state").
+   */
+  resetForMultiboot(): void {
+    this.cpl = 0;
+    this.selectors.set([0x10, 0x08, 0x10, 0x10, 0x10, 0x10]);
+    this.interruptFlag = false;
+    this.iopl = 0;
+    this.interruptShadow = false;
+    this.halted = false;
+    this.gdtr = { base: 0, limit: 0xffff };
+    this.idtr = { base: 0, limit: 0x3ff };
+    this.ldtr = 0;
+    this.ldtrBase = 0;
+    this.ldtrLimit = 0;
+    this.tr = 0;
+    this.cr0 = CR0.PE | CR0.ET;
+    this.cr2 = 0;
+    this.cr3 = 0;
+    this.cr4 = 0;
+    this.efer = 0n;
+    this.dr.fill(0);
+    this.dr[6] = 0xffff0ff0;
+    this.dr[7] = 0x400;
+    this.msrs.clear();
+    this.deliveryStack.length = 0;
+  }
+
+  /** A one-line description of the mode, for reports: "protected mode, 32-bit, CPL 0". */
+  describeMode(): string {
+    const paging = this.cr0 & CR0.PG ? ", paging" : "";
+    return `protected mode, 32-bit, CPL ${this.cpl}${paging}, IF=${this.interruptFlag ? 1 : 0}`;
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * A machine: guest RAM (a memfd shared with the guest process), one vCPU whose code runs
+ * natively in a traced host process, the partial emulator, devices, and the virtual clock.
+ * It lives on the thread that traces its guest process (a Worker, see machine_worker.ts).
+ *
+ * @module
+ */
+import { type LibcSymbols, openLibc } from "./host/libc.ts";
+import { createSharedMemory, type SharedMemory } from "./host/memfd.ts";
+import { HostError } from "./host/host_error.ts";
+import { HOST_SELECTOR, MMAP, REG, SIG, SYSCALL } from "./host/layouts.ts";
+import { PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
+import { STUB } from "./tracer/stub_image.ts";
+import { PhysicalMemory } from "./memory/physical_memory.ts";
+import { Emulator, Exit } from "./cpu/emulator.ts";
+import { VcpuState } from "./cpu/vcpu_state.ts";
+import { IoBus } from "./devices/io_bus.ts";
+import { IrqLine } from "./devices/irq_line.ts";
+import { Uart16550, UART_PORT_COUNT } from "./devices/uart16550.ts";
+import { DebugExit } from "./devices/debug_exit.ts";
+import { loadMultiboot } from "./boot/multiboot.ts";
+import { ImageFormatError } from "./boot/image_error.ts";
+import { VirtualClock } from "./virtual_clock.ts";
+import { ConsoleTail } from "./console_tail.ts";
+import type { MachineConfig } from "./machine_protocol.ts";
+import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
+
+/** The guest descriptor number of the RAM memfd inside the guest process. */
+const GUEST_RAM_FD = 3;
+/** Interval of the guest process's CPU-time timer: the clock's tick and the preemption point. */
+const CLOCK_TICK_US = 4000;
+/** Host time the machine runs before it lets its thread's event loop turn (input, stop). */
+const SLICE_MS = 5;
+const COM1 = 0x3f8;
+const DEBUG_EXIT_PORT = 0xf4;
+
+/** Callbacks from a running machine to whoever drives it. */
+export interface MachineHooks {
+  /** Bytes the guest wrote to its console (COM1). */
+  console(bytes: Uint8Array, guestNs: number): void;
+  /** A deadline set with {@link Machine.addDeadline} passed. */
+  deadline(id: number, guestNs: number): void;
+  /** Diagnostics (unhandled ports, loader notes). */
+  log(message: string): void;
+}
+
+/** One machine, built and traced by the calling thread. */
+export class Machine {
+  readonly state = new VcpuState();
+  readonly clock: VirtualClock;
+  readonly #libc: LibcSymbols;
+  readonly #ram: SharedMemory;
+  readonly #proc: PtraceProcess;
+  readonly #emu: Emulator;
+  readonly #uart: Uart16550;
+  readonly #tail = new ConsoleTail();
+  readonly #pendingInput: number[] = [];
+  #consoleOut: number[] = [];
+  #result: RunResult | null = null;
+  #exitCode: number | null = null;
+  #stopReason: string | null = null;
+  #clockTicks = 0;
+  readonly #startMs = performance.now();
+  readonly #runTimeoutId = -1;
+
+  private constructor(
+    readonly config: MachineConfig,
+    private readonly hooks: MachineHooks,
+    libc: LibcSymbols,
+    ram: SharedMemory,
+    proc: PtraceProcess,
+    lowestMapped: number,
+    entry: number,
+    bootInfo: number,
+  ) {
+    this.#libc = libc;
+    this.#ram = ram;
+    this.#proc = proc;
+    this.clock = new VirtualClock(() => proc.cpuTimeNs());
+    const memory = new PhysicalMemory(ram.bytes);
+    const bus = new IoBus({ log: (m) => hooks.log(m) });
+    this.#uart = new Uart16550({
+      name: "com1",
+      irq: new IrqLine("irq4"),
+      transmit: (byte) => this.#transmit(byte),
+    });
+    bus.attach(COM1, UART_PORT_COUNT, this.#uart);
+    bus.attach(
+      DEBUG_EXIT_PORT,
+      4,
+      new DebugExit({ onExit: (status) => this.#exitCode = status & 0xff }),
+    );
+    this.#emu = new Emulator(this.state, memory, bus, { lowestMappedAddress: lowestMapped });
+    this.state.resetForMultiboot();
+    const r = proc.regs;
+    for (let i = 0; i < 27; i++) r.set32(i, 0);
+    r.set32(REG.rip, entry);
+    r.set32(REG.cs, HOST_SELECTOR.CS32);
+    for (const s of [REG.ss, REG.ds, REG.es]) r.set32(s, HOST_SELECTOR.DS);
+    r.set32(REG.eflags, 0x202);
+    r.set32(REG.rax, 0x2badb002);
+    r.set32(REG.rbx, bootInfo);
+    r.set64(REG.orig_rax, -1n);
+    this.clock.addDeadline(this.#runTimeoutId, config.timeoutNs);
+  }
+
+  /**
+   * Builds a machine: loads the kernel into fresh RAM, spawns and seizes the guest process,
+   * maps RAM into it and starts its clock. Must run on the thread that will call {@link run}.
+   *
+   * @param config what to build
+   * @param hooks where output goes
+   * @returns the machine, ready to run
+   * @throws {ImageFormatError} for an image that cannot be booted (nothing is spawned then)
+   * @throws {HostError} when the host refuses a resource
+   */
+  static boot(config: MachineConfig, hooks: MachineHooks): Machine {
+    const libc = openLibc();
+    const ram = createSharedMemory(libc, "ring3-ram", config.memoryBytes);
+    let proc: PtraceProcess | undefined;
+    try {
+      const kernel = loadMultiboot(config.kernel, ram.bytes, {
+        cmdline: config.cmdline,
+        kernelPath: config.kernelPath,
+      });
+      for (const n of kernel.notes) hooks.log(`multiboot: ${n}`);
+      proc = PtraceProcess.spawn(libc, { fds: [[ram.fd, GUEST_RAM_FD]], cpu: config.cpu });
+      const lowest = mapRam(proc, ram.size);
+      startClockTimer(proc);
+      return new Machine(config, hooks, libc, ram, proc, lowest, kernel.entry, kernel.ebx);
+    } catch (e) {
+      proc?.kill();
+      ram.close();
+      throw e;
+    }
+  }
+
+  /** The guest process's pid. */
+  get pid(): number {
+    return this.#proc.pid;
+  }
+
+  /** Queues bytes for the console's receive side. */
+  input(bytes: Uint8Array): void {
+    for (const b of bytes) this.#pendingInput.push(b);
+  }
+
+  /** Adds a deadline `afterNs` of guest time from now; {@link MachineHooks.deadline} fires. */
+  addDeadline(id: number, afterNs: number): void {
+    this.clock.addDeadline(id, afterNs);
+  }
+
+  /** Cancels a deadline. */
+  cancelDeadline(id: number): void {
+    this.clock.cancel(id);
+  }
+
+  /** Ends the run at the next opportunity. */
+  stop(reason: string): void {
+    this.#stopReason ??= reason;
+  }
+
+  #transmit(byte: number): void {
+    this.#consoleOut.push(byte);
+  }
+
+  #flushConsole(): void {
+    if (this.#consoleOut.length === 0) return;
+    const bytes = new Uint8Array(this.#consoleOut);
+    this.#consoleOut = [];
+    this.#tail.append(bytes);
+    this.hooks.console(bytes, this.clock.now());
+  }
+
+  #pumpInput(): void {
+    const room = this.#uart.canReceive();
+    if (room === 0) return;
+    const n = Math.min(room, this.#pendingInput.length);
+    this.#uart.receive(new Uint8Array(this.#pendingInput.splice(0, n)));
+  }
+
+  /**
+   * Runs the guest until it exits, fails, times out or is stopped. Yields to the thread's
+   * event loop every few milliseconds so input and stop requests get through.
+   *
+   * @returns how the run ended
+   */
+  async run(): Promise<RunResult> {
+    try {
+      while (this.#result === null) {
+        const sliceEnd = performance.now() + SLICE_MS;
+        while (this.#result === null && !this.state.halted && performance.now() < sliceEnd) {
+          this.#step();
+        }
+        this.#flushConsole();
+        if (this.#result === null) this.#checkDeadlines();
+        if (this.#result === null && this.state.halted) this.#idle();
+        if (this.#stopReason !== null && this.#result === null) {
+          this.#fail("stopped", `stopped by the harness: ${this.#stopReason}`);
+        }
+        if (this.#result === null) await new Promise((r) => setTimeout(r, 0));
+      }
+    } catch (e) {
+      this.#flushConsole();
+      if (!(e instanceof HostError)) {
+        this.#shutdown();
+        throw e;
+      }
+      this.#fail("host-error", e.message);
+    }
+    this.#flushConsole();
+    this.#shutdown();
+    return this.#result!;
+  }
+
+  #step(): void {
+    const proc = this.#proc;
+    if (this.#pendingInput.length > 0) this.#pumpInput();
+    const kind = proc.run();
+    let exit: Exit = Exit.Resume;
+    switch (kind) {
+      case StopKind.Fault:
+        exit = this.#emu.handleFault(
+          proc.regs,
+          proc.stop.signal,
+          proc.stop.code,
+          proc.stop.addrLow,
+          proc.stop.addrHigh !== 0,
+        );
+        break;
+      case StopKind.Syscall:
+        exit = this.#emu.handleSyscall(
+          proc.regs,
+          proc.regs.get32(REG.orig_rax),
+          proc.regs.ripAbove4G,
+        );
+        break;
+      case StopKind.Signal:
+        if (proc.stop.signal === SIG.PROF) {
+          this.#clockTicks++;
+          this.#checkDeadlines();
+        }
+        break;
+      case StopKind.Interrupted:
+        break;
+      case StopKind.Gone:
+        this.#fail(
+          "guest-died",
+          `the guest process ended unexpectedly (${
+            proc.stop.exitStatus < 0
+              ? `signal ${-proc.stop.exitStatus}`
+              : `status ${proc.stop.exitStatus}`
+          })`,
+        );
+        return;
+    }
+    if (this.#exitCode !== null) {
+      this.#finish({ outcome: "exit", exitCode: this.#exitCode, stats: this.#stats() });
+    } else if (exit === Exit.Fatal) {
+      const f = this.#emu.fatal!;
+      this.#fail(f.kind, f.message, f.instruction);
+    }
+  }
+
+  #checkDeadlines(): void {
+    for (const id of this.clock.due()) {
+      if (id === this.#runTimeoutId) {
+        const halted = this.state.halted;
+        this.#fail(
+          halted ? "halted" : "timeout",
+          halted
+            ? `the guest halted (hlt with IF=${
+              this.state.interruptFlag ? 1 : 0
+            }) and nothing woke ` +
+              `it before the run's guest-time limit of ${this.config.timeoutNs / 1e9} s`
+            : `the guest ran past the run's guest-time limit of ${this.config.timeoutNs / 1e9} s`,
+        );
+        return;
+      }
+      this.hooks.deadline(id, this.clock.now());
+    }
+  }
+
+  #idle(): void {
+    // Nothing can raise an interrupt yet (no interrupt controller on this machine), so a halted
+    // guest stays halted: with IF=0 that is final; otherwise let guest time run to the next
+    // deadline, which either wakes a waiting scenario or ends the run.
+    if (!this.state.interruptFlag) {
+      this.#fail(
+        "halted",
+        "the guest executed hlt with interrupts disabled (IF=0): it can never run again",
+      );
+      return;
+    }
+    this.clock.skipToNextDeadline();
+    this.#checkDeadlines();
+  }
+
+  #stats(): RunStats {
+    return {
+      resumes: this.#proc.resumes,
+      trapsByCause: Object.fromEntries(this.#emu.trapCounts),
+      clockTicks: this.#clockTicks,
+      guestNs: this.clock.now(),
+      hostMs: performance.now() - this.#startMs,
+    };
+  }
+
+  #fail(kind: FailureKind, message: string, instruction?: { bytes: string; text: string }): void {
+    if (this.#result !== null) return;
+    this.#flushConsole();
+    const regsKnown = !this.#proc.gone;
+    const failure: FailureReport = {
+      kind,
+      message,
+      instruction,
+      rip: regsKnown ? this.#proc.loadRegs().eip.toString(16) : undefined,
+      mode: this.state.describeMode(),
+      lastConsoleLines: this.#tail.lastLines(this.config.reportLines),
+      guestNs: this.clock.now(),
+    };
+    this.#finish({ outcome: "failure", failure, stats: this.#stats() });
+  }
+
+  #finish(result: RunResult): void {
+    if (this.#result === null) this.#result = result;
+  }
+
+  #shutdown(): void {
+    this.#proc.kill();
+    this.#ram.close();
+    void this.#libc;
+  }
+}
+
+/**
+ * Maps guest RAM at guest-physical 0 in the guest process. Page 0 needs CAP_SYS_RAWIO below
+ * vm.mmap_min_addr; without it RAM is mapped from the first page the host allows, and a
+ * guest touching below it gets a report saying why.
+ */
+function mapRam(proc: PtraceProcess, size: number): number {
+  const prot = MMAP.PROT_READ | MMAP.PROT_WRITE | MMAP.PROT_EXEC;
+  const flags = MMAP.MAP_SHARED | MMAP.MAP_FIXED;
+  let start = 0;
+  let r = proc.inject(SYSCALL.mmap, 0, size, prot, flags, GUEST_RAM_FD, 0);
+  if (r === -1n /* EPERM */ || r === -13n /* EACCES */) {
+    start = readMmapMinAddr();
+    r = proc.inject(SYSCALL.mmap, start, size - start, prot, flags, GUEST_RAM_FD, start);
+  }
+  if (r !== BigInt(start)) {
+    throw new HostError(
+      "mmap (in guest process)",
+      Number(-r),
+      `guest RAM at 0x${start.toString(16)}`,
+    );
+  }
+  return start;
+}
+
+function readMmapMinAddr(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/vm/mmap_min_addr").trim()) || 4096;
+  } catch {
+    return 65536;
+  }
+}
+
+/** Arms ITIMER_PROF in the guest process: it preempts a looping guest and ticks the clock. */
+function startClockTimer(proc: PtraceProcess): void {
+  const itv = new BigInt64Array([0n, BigInt(CLOCK_TICK_US), 0n, BigInt(CLOCK_TICK_US)]);
+  proc.writeMemory(STUB.SCRATCH, new Uint8Array(itv.buffer));
+  const ITIMER_PROF = 2;
+  const r = proc.inject(SYSCALL.setitimer, ITIMER_PROF, STUB.SCRATCH, 0);
+  if (r !== 0n) throw new HostError("setitimer (in guest process)", Number(-r), "ITIMER_PROF");
+}
+
+export { ImageFormatError };

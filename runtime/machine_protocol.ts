@@ -1,0 +1,41 @@
+/**
+ * Messages between a scenario's thread and the Worker that runs one machine (and traces its
+ * guest process). Plain data only: they are structured-cloned.
+ *
+ * @module
+ */
+import type { RunResult } from "./run_result.ts";
+
+/** What a machine is made of, as the Worker needs it. */
+export interface MachineConfig {
+  /** The kernel image's bytes. */
+  kernel: Uint8Array<ArrayBuffer>;
+  /** The path the image came from (Multiboot passes it as the start of the command line, as QEMU does). */
+  kernelPath: string;
+  /** Guest RAM in bytes. */
+  memoryBytes: number;
+  /** Kernel command line after the path. */
+  cmdline: string;
+  /** Guest-time limit for the whole run, nanoseconds. */
+  timeoutNs: number;
+  /** CPU to pin the tracer and the guest to; undefined leaves placement to the host. */
+  cpu?: number;
+  /** How many console lines a failure report keeps. */
+  reportLines: number;
+}
+
+/** Scenario thread → machine Worker. */
+export type ToMachine =
+  | { type: "boot"; config: MachineConfig }
+  | { type: "input"; bytes: Uint8Array }
+  | { type: "deadline"; id: number; afterNs: number }
+  | { type: "cancel-deadline"; id: number }
+  | { type: "stop"; reason: string };
+
+/** Machine Worker → scenario thread. */
+export type FromMachine =
+  | { type: "started"; pid: number }
+  | { type: "console"; bytes: Uint8Array; guestNs: number }
+  | { type: "deadline"; id: number; guestNs: number }
+  | { type: "log"; message: string }
+  | { type: "ended"; result: RunResult };

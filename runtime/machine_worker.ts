@@ -1,0 +1,70 @@
+/// <reference lib="deno.worker" />
+/**
+ * Worker entry: one machine per Worker, because ptrace requests must come from the thread
+ * that attached, and the trap path must not cross threads (ARCHITECTURE.md, "Deno FFI
+ * pitfalls"). The Worker owns the tracer, the emulator and the devices; the scenario thread
+ * talks to it with the messages in machine_protocol.ts.
+ *
+ * @module
+ */
+import { Machine } from "./machine.ts";
+import { ImageFormatError } from "./boot/image_error.ts";
+import { HostError } from "./host/host_error.ts";
+import type { FromMachine, ToMachine } from "./machine_protocol.ts";
+import type { FailureKind, RunResult } from "./run_result.ts";
+
+let machine: Machine | null = null;
+
+function post(message: FromMachine): void {
+  self.postMessage(message);
+}
+
+function failBeforeBoot(kind: FailureKind, message: string): void {
+  const result: RunResult = {
+    outcome: "failure",
+    failure: { kind, message, lastConsoleLines: [], guestNs: 0 },
+    stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, guestNs: 0, hostMs: 0 },
+  };
+  post({ type: "ended", result });
+  self.close();
+}
+
+self.onmessage = (event: MessageEvent<ToMachine>) => {
+  const m = event.data;
+  switch (m.type) {
+    case "boot": {
+      try {
+        machine = Machine.boot(m.config, {
+          console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
+          deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
+          log: (message) => post({ type: "log", message }),
+        });
+      } catch (e) {
+        if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
+        if (e instanceof HostError) return failBeforeBoot("host-error", e.message);
+        return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
+      }
+      post({ type: "started", pid: machine.pid });
+      machine.run().then(
+        (result) => {
+          post({ type: "ended", result });
+          self.close();
+        },
+        (e) => failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e)),
+      );
+      return;
+    }
+    case "input":
+      machine?.input(m.bytes);
+      return;
+    case "deadline":
+      machine?.addDeadline(m.id, m.afterNs);
+      return;
+    case "cancel-deadline":
+      machine?.cancelDeadline(m.id);
+      return;
+    case "stop":
+      machine?.stop(m.reason);
+      return;
+  }
+};

@@ -1,0 +1,76 @@
+/**
+ * How a run ended, as plain data: it crosses from the machine's Worker to the scenario, goes
+ * into reports, and is compared across backends.
+ *
+ * @module
+ */
+
+/** Classes of run-ending failures. */
+export type FailureKind =
+  | "unsupported-instruction"
+  | "invalid-instruction"
+  | "unsupported-mode"
+  | "triple-fault"
+  | "unmapped-memory"
+  | "host-syscall"
+  | "halted"
+  | "timeout"
+  | "guest-died"
+  | "image-error"
+  | "host-error"
+  | "stopped";
+
+/** A classified report of why a run ended without the guest choosing to exit. */
+export interface FailureReport {
+  kind: FailureKind;
+  /** What happened, concretely. */
+  message: string;
+  /** The instruction involved, when there is one. */
+  instruction?: { bytes: string; text: string };
+  /** Guest EIP (hex) at the end, when known. */
+  rip?: string;
+  /** CPU mode at the end ("protected mode, 32-bit, CPL 0, IF=0"). */
+  mode?: string;
+  /** The last lines the guest printed. */
+  lastConsoleLines: string[];
+  /** Guest time at the end, in nanoseconds. */
+  guestNs: number;
+}
+
+/** Counters of one run. */
+export interface RunStats {
+  /** Host round trips into the guest process. */
+  resumes: number;
+  /** Traps handled by the emulator, by cause. */
+  trapsByCause: Record<string, number>;
+  /** Virtual clock ticks (host SIGPROF stops). */
+  clockTicks: number;
+  /** Guest time at the end, nanoseconds. */
+  guestNs: number;
+  /** Host wall time from boot to end, milliseconds. */
+  hostMs: number;
+}
+
+/** The end of a run. */
+export type RunResult =
+  | { outcome: "exit"; exitCode: number; stats: RunStats }
+  | { outcome: "failure"; failure: FailureReport; stats: RunStats };
+
+/**
+ * Formats a failure report for people.
+ *
+ * @param f the report
+ * @returns several lines of text
+ */
+export function formatFailure(f: FailureReport): string {
+  const lines = [`${f.kind}: ${f.message}`];
+  if (f.instruction) lines.push(`  instruction: ${f.instruction.text}  [${f.instruction.bytes}]`);
+  if (f.rip) lines.push(`  rip: 0x${f.rip}`);
+  if (f.mode) lines.push(`  mode: ${f.mode}`);
+  lines.push(`  guest time: ${(f.guestNs / 1e6).toFixed(1)} ms`);
+  if (f.lastConsoleLines.length) {
+    lines.push("  last console lines:");
+    for (const l of f.lastConsoleLines) lines.push(`    | ${l}`);
+  }
+  return lines.join("\n");
+}

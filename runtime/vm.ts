@@ -1,0 +1,314 @@
+/**
+ * The scenario's handle on a running machine. The machine itself runs in a Worker
+ * (machine_worker.ts); this side keeps the console transcript, turns guest-time deadlines
+ * into expectations that fail, and makes sure nothing outlives the run.
+ *
+ * @module
+ */
+import { type Duration, durationNs, memoryBytes } from "./duration.ts";
+import type { FromMachine, MachineConfig, ToMachine } from "./machine_protocol.ts";
+import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
+
+/** Options of {@link Vm.start}. */
+export interface BootOptions {
+  /** Path of a Multiboot kernel image (ELF32 or a.out kludge). */
+  kernel: string;
+  /** Guest RAM, e.g. "64M" (default) or a byte count. */
+  memory?: string | number;
+  /** Kernel command line (QEMU-style: the loader prefixes the kernel path). Default "". */
+  cmdline?: string;
+  /** Guest-time limit of the whole run (default "60s"). */
+  timeout?: Duration;
+  /** CPU to pin the machine's tracer and guest process to. Default: the last CPU allowed. */
+  cpu?: number;
+}
+
+/** The run ended without the guest exiting by itself. */
+export class GuestFailureError extends Error {
+  override name = "GuestFailureError";
+  /** @param report what happened */
+  constructor(readonly report: FailureReport) {
+    super(formatFailure(report));
+  }
+}
+
+/** An expectation was not met within its guest-time limit. */
+export class ExpectTimeoutError extends Error {
+  override name = "ExpectTimeoutError";
+  /**
+   * @param pattern what was expected
+   * @param timeout the guest-time limit
+   * @param tail what the guest printed last
+   */
+  constructor(readonly pattern: string | RegExp, timeout: Duration, tail: string) {
+    super(
+      `no match for ${String(pattern)} within ${
+        typeof timeout === "number" ? `${timeout}ms` : timeout
+      } of guest time; the console ends with:\n${tail}`,
+    );
+  }
+}
+
+/** Options of {@link SerialConsole.expect}. */
+export interface ExpectOptions {
+  /** Guest-time limit (default "10s"). */
+  timeout?: Duration;
+}
+
+interface Waiter {
+  pattern: string | RegExp;
+  timeout: Duration;
+  deadlineId: number;
+  resolve: (m: RegExpExecArray) => void;
+  reject: (e: Error) => void;
+}
+
+/** A serial line of a machine as a scenario sees it: a transcript to match, a line to type on. */
+export class SerialConsole {
+  #text = "";
+  #cursor = 0;
+  #waiters: Waiter[] = [];
+  #nextDeadline = 1;
+  #ended: Error | null = null;
+
+  /** @internal */
+  constructor(private readonly send_: (m: ToMachine) => void) {}
+
+  /** Everything the guest printed so far. */
+  get transcript(): string {
+    return this.#text;
+  }
+
+  /**
+   * Waits until the guest's output, after the previous match, matches `pattern`.
+   *
+   * @param pattern a string to find, or a regular expression
+   * @param options guest-time limit
+   * @returns the match; the next expect searches after it
+   * @throws {ExpectTimeoutError} when guest time runs out first
+   * @throws {GuestFailureError} when the run ends first
+   */
+  expect(pattern: string | RegExp, options: ExpectOptions = {}): Promise<RegExpExecArray> {
+    const timeout = options.timeout ?? "10s";
+    const found = this.#match(pattern);
+    if (found) return Promise.resolve(found);
+    if (this.#ended) return Promise.reject(this.#ended);
+    return new Promise((resolve, reject) => {
+      const deadlineId = this.#nextDeadline++;
+      this.#waiters.push({ pattern, timeout, deadlineId, resolve, reject });
+      this.send_({ type: "deadline", id: deadlineId, afterNs: durationNs(timeout) });
+    });
+  }
+
+  /**
+   * Sends text to the guest's receive line.
+   *
+   * @param text characters to type (UTF-8)
+   */
+  send(text: string | Uint8Array): void {
+    const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
+    this.send_({ type: "input", bytes });
+  }
+
+  #match(pattern: string | RegExp): RegExpExecArray | null {
+    const rest = this.#text.slice(this.#cursor);
+    let m: RegExpExecArray | null;
+    if (typeof pattern === "string") {
+      const i = rest.indexOf(pattern);
+      if (i < 0) return null;
+      m = Object.assign([pattern], { index: i, input: rest }) as unknown as RegExpExecArray;
+    } else {
+      m = new RegExp(pattern.source, pattern.flags.replace("g", "").replace("y", "")).exec(rest);
+      if (!m) return null;
+    }
+    this.#cursor += m.index + m[0].length;
+    return m;
+  }
+
+  /** @internal Output arrived. */
+  output(text: string): void {
+    this.#text += text;
+    this.#waiters = this.#waiters.filter((w) => {
+      const m = this.#match(w.pattern);
+      if (!m) return true;
+      this.send_({ type: "cancel-deadline", id: w.deadlineId });
+      w.resolve(m);
+      return false;
+    });
+  }
+
+  /** @internal A deadline passed. */
+  deadline(id: number): void {
+    this.#waiters = this.#waiters.filter((w) => {
+      if (w.deadlineId !== id) return true;
+      w.reject(new ExpectTimeoutError(w.pattern, w.timeout, this.#text.slice(-400)));
+      return false;
+    });
+  }
+
+  /** @internal The run ended. */
+  end(error: Error): void {
+    this.#ended = error;
+    for (const w of this.#waiters) w.reject(error);
+    this.#waiters = [];
+  }
+}
+
+/** A machine running in ring3, as a scenario drives it. */
+export class Vm {
+  /** COM1, the console. */
+  readonly console: SerialConsole;
+  /** Diagnostics from the machine (unhandled ports, loader notes). */
+  readonly logs: string[] = [];
+  readonly #worker: Worker;
+  readonly #result: Promise<RunResult>;
+  #pid = 0;
+  #ended = false;
+
+  private constructor(config: MachineConfig) {
+    this.#worker = new Worker(new URL("./machine_worker.ts", import.meta.url), {
+      type: "module",
+      name: `ring3 ${config.kernelPath}`,
+    });
+    this.console = new SerialConsole((m) => this.#post(m));
+    const decoder = new TextDecoder();
+    let started: () => void;
+    const startedP = new Promise<void>((r) => started = r);
+    this.#result = new Promise<RunResult>((resolve) => {
+      this.#worker.onmessage = (e: MessageEvent<FromMachine>) => {
+        const m = e.data;
+        switch (m.type) {
+          case "started":
+            this.#pid = m.pid;
+            started();
+            break;
+          case "console":
+            this.console.output(decoder.decode(m.bytes, { stream: true }));
+            break;
+          case "deadline":
+            this.console.deadline(m.id);
+            break;
+          case "log":
+            this.logs.push(m.message);
+            break;
+          case "ended":
+            this.#ended = true;
+            started();
+            this.#worker.terminate();
+            this.console.end(
+              m.result.outcome === "failure"
+                ? new GuestFailureError(m.result.failure)
+                : new Error(`the guest exited with status ${m.result.exitCode}`),
+            );
+            resolve(m.result);
+            break;
+        }
+      };
+      this.#worker.onerror = (e) => {
+        e.preventDefault();
+        this.#ended = true;
+        this.#worker.terminate();
+        const failure: FailureReport = {
+          kind: "host-error",
+          message: `machine worker crashed: ${e.message}`,
+          lastConsoleLines: this.console.transcript.split("\n").slice(-10),
+          guestNs: 0,
+        };
+        this.console.end(new GuestFailureError(failure));
+        started();
+        resolve({
+          outcome: "failure",
+          failure,
+          stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, guestNs: 0, hostMs: 0 },
+        });
+      };
+    });
+    this.#post({ type: "boot", config });
+    this.started = startedP;
+  }
+
+  /** Resolves once the guest process exists (or the boot failed). */
+  readonly started: Promise<void>;
+
+  /**
+   * Boots a machine.
+   *
+   * @param options kernel, memory, command line, limits
+   * @returns the running machine
+   */
+  static async start(options: BootOptions): Promise<Vm> {
+    let kernel: Uint8Array<ArrayBuffer>;
+    try {
+      kernel = await Deno.readFile(options.kernel) as Uint8Array<ArrayBuffer>;
+    } catch (e) {
+      throw new Error(
+        `cannot read kernel image ${options.kernel}: ${(e as Error).message}` +
+          (options.kernel.startsWith("fixtures/")
+            ? " (build fixtures with `deno task fixtures`)"
+            : ""),
+        { cause: e },
+      );
+    }
+    const vm = new Vm({
+      kernel,
+      kernelPath: options.kernel,
+      memoryBytes: memoryBytes(options.memory ?? "64M"),
+      cmdline: options.cmdline ?? "",
+      timeoutNs: durationNs(options.timeout ?? "60s"),
+      cpu: options.cpu,
+      reportLines: 10,
+    });
+    await vm.started;
+    return vm;
+  }
+
+  /** The guest host process's pid (0 if it never started). */
+  get pid(): number {
+    return this.#pid;
+  }
+
+  #post(m: ToMachine): void {
+    if (!this.#ended) this.#worker.postMessage(m);
+  }
+
+  /** How the run ended; resolves when it does. */
+  result(): Promise<RunResult> {
+    return this.#result;
+  }
+
+  /**
+   * Waits for the guest to exit through the debug-exit port.
+   *
+   * @returns the exit status, (v << 1) | 1 for a write of v, as QEMU's isa-debug-exit gives
+   * @throws {GuestFailureError} when the run ended any other way
+   */
+  async exit(): Promise<number> {
+    const r = await this.#result;
+    if (r.outcome === "exit") return r.exitCode;
+    throw new GuestFailureError(r.failure);
+  }
+
+  /**
+   * Ends the run now (the guest process is killed) and waits for the end.
+   *
+   * @param reason recorded in the report
+   * @returns how the run ended
+   */
+  async stop(reason = "stopped by the scenario"): Promise<RunResult> {
+    this.#post({ type: "stop", reason });
+    // A guest that never traps still returns to the tracer on its clock tick (a few ms of its
+    // CPU time); the host-time guard covers a tracer that is wedged anyway.
+    const guard = setTimeout(() => {
+      if (!this.#ended && this.#pid > 0) {
+        try {
+          Deno.kill(this.#pid, "SIGKILL");
+        } catch { /* already gone */ }
+      }
+    }, 5000);
+    try {
+      return await this.#result;
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+}
