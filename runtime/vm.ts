@@ -235,6 +235,8 @@ export class Vm {
    *
    * @param options kernel, memory, command line, limits
    * @returns the running machine
+   * @throws {GuestFailureError} when the machine cannot be built; `report.kind` is "image-error"
+   *   for an image that is not a bootable Multiboot kernel, with the problem named
    */
   static async start(options: BootOptions): Promise<Vm> {
     let kernel: Uint8Array<ArrayBuffer>;
@@ -259,6 +261,11 @@ export class Vm {
       reportLines: 10,
     });
     await vm.started;
+    if (vm.pid === 0) {
+      // The machine could not be built (bad image, host refused a resource): say why now.
+      const r = await vm.result();
+      if (r.outcome === "failure") throw new GuestFailureError(r.failure);
+    }
     return vm;
   }
 

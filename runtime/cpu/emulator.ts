@@ -594,7 +594,7 @@ export class Emulator {
         this.#writeCr(dst.index, this.#readReg(src), d);
       } else {
         this.#count(`read cr${src.index}`);
-        this.#writeReg(dst, this.#readCr(src.index, d));
+        this.#writeReg(dst, this.#readCr(src.index));
       }
     } else if (dst.kind === "dr" || src.kind === "dr") {
       this.#checkCpl0();
@@ -848,7 +848,7 @@ export class Emulator {
 
   // ---- control registers and MSRs ----
 
-  #readCr(n: number, d: DecodedInstruction): number {
+  #readCr(n: number): number {
     const s = this.state;
     switch (n) {
       case 0:
@@ -862,7 +862,6 @@ export class Emulator {
       default:
         throw new GuestException(VECTOR.UD, null);
     }
-    void d;
   }
 
   #writeCr(n: number, v: number, d: DecodedInstruction): void {

@@ -1,0 +1,87 @@
+/**
+ * Runs a fixture kernel under qemu-system-i386 with the devices ring3 also models (COM1 on
+ * stdio, isa-debug-exit at 0xf4), for differential comparison. The first step towards the QEMU
+ * backend; it is what tests use to check ring3 prints what QEMU prints.
+ *
+ * @module
+ */
+
+/** Options of {@link runQemu}. */
+export interface QemuRunOptions {
+  kernel: string;
+  cmdline?: string;
+  /** MiB of RAM (default 64). */
+  memoryMiB?: number;
+  /** Bytes typed on COM1 at start. */
+  input?: string;
+  /** Host-time limit in ms (QEMU's TCG runs in host time). Default 30000. */
+  timeoutMs?: number;
+}
+
+/** What QEMU printed and how it ended. */
+export interface QemuRunResult {
+  output: string;
+  /** QEMU's exit status: (v << 1) | 1 after an isa-debug-exit write of v. */
+  status: number;
+  timedOut: boolean;
+}
+
+/** The QEMU binary for 32-bit guests, or null when it is not installed. */
+export function qemuBinary(): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+    try {
+      const p = `${dir}/qemu-system-i386`;
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+/**
+ * Boots a kernel under QEMU (TCG) and collects its serial output.
+ *
+ * @param options kernel and inputs
+ * @returns output and status
+ */
+export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
+  const qemu = qemuBinary();
+  if (!qemu) throw new Error("qemu-system-i386 is not installed");
+  const args = [
+    "-kernel",
+    options.kernel,
+    "-append",
+    options.cmdline ?? "",
+    "-m",
+    String(options.memoryMiB ?? 64),
+    "-accel",
+    "tcg",
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+    "-serial",
+    "stdio",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    "-no-reboot",
+  ];
+  const child = new Deno.Command(qemu, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const stdout = new Response(child.stdout).arrayBuffer();
+  const stderr = new Response(child.stderr).text();
+  const writer = child.stdin.getWriter();
+  if (options.input) await writer.write(new TextEncoder().encode(options.input));
+  await writer.close().catch(() => {});
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, options.timeoutMs ?? 30000);
+  const status = (await child.status).code;
+  clearTimeout(timer);
+  const output = new TextDecoder().decode(await stdout);
+  await stderr;
+  return { output, status, timedOut };
+}

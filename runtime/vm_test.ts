@@ -1,0 +1,213 @@
+/**
+ * End-to-end tests of the first slice: real fixture kernels booted as traced host processes.
+ * Every test checks that the guest processes it created are gone when it ends.
+ */
+import assert from "node:assert/strict";
+import { GuestFailureError, Vm } from "./vm.ts";
+import { hostProcess } from "./harness/host_processes.ts";
+import { qemuBinary, runQemu } from "./harness/qemu_run.ts";
+
+const HELLO = "fixtures/build/hello.elf";
+const SPIN = "fixtures/build/spin.elf";
+const SYSRAW = "fixtures/build/sysraw.elf";
+const FAULT = "fixtures/build/fault.elf";
+const TRAPBENCH_BIN = "fixtures/build/trapbench.bin";
+const NO_QEMU = qemuBinary() === null;
+if (NO_QEMU) console.log("qemu-system-i386 not installed: skipping the QEMU comparison tests");
+
+/** Boots, runs `fn`, then stops the machine and asserts its guest process is gone. */
+async function withVm(
+  options: Parameters<typeof Vm.start>[0],
+  fn: (vm: Vm) => Promise<void>,
+): Promise<void> {
+  const vm = await Vm.start(options);
+  try {
+    await fn(vm);
+  } finally {
+    await vm.stop("test ended");
+    assertGone(vm.pid);
+  }
+}
+
+function assertGone(pid: number): void {
+  const p = hostProcess(pid);
+  assert.equal(p, null, `guest process ${pid} is still there: ${JSON.stringify(p)}`);
+}
+
+Deno.test("the guest runs natively in its own host process, traced by this one", async () => {
+  await withVm({ kernel: SPIN, timeout: "10s" }, async (vm) => {
+    await vm.console.expect("spinning\n", { timeout: "5s" });
+    const guest = hostProcess(vm.pid);
+    assert.ok(guest, "guest process exists");
+    assert.notEqual(vm.pid, Deno.pid);
+    // Traced by a thread of this process (the machine's Worker), so TracerPid is a tid of ours.
+    assert.ok(Deno.statSync(`/proc/${Deno.pid}/task/${guest.tracerPid}`), "tracer is our thread");
+    assert.match(guest.exe, /ring3-stub/);
+    // The spin loop burns CPU in the guest process itself, not in Deno.
+    const before = guest.utimeTicks;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(hostProcess(vm.pid)!.utimeTicks > before, "guest process accumulates user time");
+    // Guest RAM is the shared memfd, mapped at guest-physical 0 in the guest process.
+    const maps = Deno.readTextFileSync(`/proc/${vm.pid}/maps`);
+    assert.match(maps, /^0+-0*4000000 rwxs 00000000 \S+ \d+\s+\/memfd:ring3-ram/m);
+  });
+});
+
+Deno.test("hello boots, echoes a typed line and exits with the status QEMU would give", async () => {
+  await withVm({ kernel: HELLO, memory: "64M", cmdline: "a=b" }, async (vm) => {
+    await vm.console.expect("> ", { timeout: "5s" });
+    vm.console.send("hello ring3\n");
+    assert.equal(await vm.exit(), 23);
+    assert.equal(
+      vm.console.transcript,
+      "ring3 hello kernel\nmultiboot: flags=0x24f mem_lower=639KiB mem_upper=64384KiB\n" +
+        `cmdline: ${HELLO} a=b\n> you typed: hello ring3\nbye\n`,
+    );
+    const r = await vm.result();
+    assert.ok(r.stats.trapsByCause["out"] > 50, "serial output went through emulated out");
+  });
+});
+
+Deno.test("a guest that loops forever is ended by its guest-time limit with a report", async () => {
+  const t0 = performance.now();
+  await withVm({ kernel: SPIN, timeout: "1s" }, async (vm) => {
+    const err = await vm.exit().then(() => null, (e) => e);
+    assert.ok(err instanceof GuestFailureError, `expected a failure, got ${err}`);
+    const f = err.report;
+    assert.equal(f.kind, "timeout");
+    assert.match(f.message, /guest-time limit of 1 s/);
+    assert.deepEqual(f.lastConsoleLines, ["spinning"]);
+    assert.match(f.mode ?? "", /protected mode, 32-bit, CPL 0/);
+    assert.match(f.rip ?? "", /^10[0-9a-f]{4}$/);
+    assert.ok(f.guestNs >= 1e9);
+  });
+  assert.ok(performance.now() - t0 < 20000, "ended within a bounded host time");
+});
+
+Deno.test("expect fails on guest time, not host time, when the text never comes", async () => {
+  await withVm({ kernel: SPIN, timeout: "30s" }, async (vm) => {
+    const err = await vm.console.expect("never printed", { timeout: "200ms" }).then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(err instanceof Error && err.name === "ExpectTimeoutError", String(err));
+    assert.match(err.message, /within 200ms of guest time[\s\S]*spinning/);
+  });
+});
+
+for (const mode of ["int80", "syscall", "sysenter", "syscall64"]) {
+  Deno.test(`a raw host system call from guest code (${mode}) never reaches the host`, async () => {
+    const probe = await Deno.makeTempDir({ prefix: "ring3-probe-" });
+    const path = `${probe}/leak`;
+    try {
+      await withVm({ kernel: SYSRAW, cmdline: `mode=${mode} path=${path}` }, async (vm) => {
+        const r = await vm.result();
+        const t = vm.console.transcript;
+        assert.match(t, new RegExp(`sysraw mode ${mode}\n`));
+        if (mode === "int80") {
+          // It is the guest kernel's own int $0x80 handler that runs, with the guest's eax.
+          assert.match(t, /int80 reached guest handler eax=39\nsysraw returned eax=0x27\n/);
+          assert.deepEqual(r.outcome === "exit" && r.exitCode, 1);
+        } else if (mode === "sysenter") {
+          // SYSENTER_CS is 0 in the virtual CPU: #GP(0), as QEMU raises.
+          assert.match(t, /EXCEPTION 13 at 0x[0-9a-f]+ err=0x0\n/);
+        } else {
+          assert.equal(r.outcome, "failure");
+          if (r.outcome === "failure") assert.equal(r.failure.kind, "host-syscall");
+        }
+      });
+      assert.throws(() => Deno.statSync(path), Deno.errors.NotFound, `${mode} created ${path}`);
+    } finally {
+      await Deno.remove(probe, { recursive: true });
+    }
+  });
+}
+
+for (const [kind, vector] of [["ud", 6], ["de", 0], ["gp", 13]] as const) {
+  Deno.test(`a guest exception (${kind}) is delivered through the guest's own IDT`, async () => {
+    await withVm({ kernel: FAULT, cmdline: `kind=${kind}` }, async (vm) => {
+      assert.equal(await vm.exit(), 7);
+      assert.match(vm.console.transcript, new RegExp(`EXCEPTION ${vector} at 0x`));
+    });
+  });
+}
+
+Deno.test("the a.out-kludge image boots as well as the ELF one", async () => {
+  await withVm({ kernel: TRAPBENCH_BIN }, async (vm) => {
+    assert.equal(await vm.exit(), 1);
+    assert.equal(vm.console.transcript, "trapbench start\ntrapbench done\n");
+    assert.equal((await vm.result()).stats.trapsByCause["out"] > 100000, true);
+  });
+});
+
+Deno.test("a truncated image is refused with the problem named, and nothing is spawned", async () => {
+  const image = await Deno.readFile(HELLO);
+  const path = await Deno.makeTempFile({ suffix: ".elf" });
+  try {
+    // Keep the Multiboot header but cut the file inside the segment it describes.
+    const magic = new DataView(image.buffer).getUint32.bind(new DataView(image.buffer));
+    let at = 0;
+    while (magic(at, true) !== 0x1badb002) at += 4;
+    await Deno.writeFile(path, image.subarray(0, at + 64));
+    const err = await Vm.start({ kernel: path }).then(() => null, (e) => e);
+    assert.ok(err instanceof GuestFailureError, String(err));
+    assert.equal(err.report.kind, "image-error");
+    assert.match(err.message, /truncat|past the end|extends beyond/i);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("a file that is not a Multiboot kernel is refused with a clear error", async () => {
+  const err = await Vm.start({ kernel: "/bin/true" }).then(() => null, (e) => e);
+  assert.ok(err instanceof GuestFailureError, String(err));
+  assert.equal(err.report.kind, "image-error");
+  assert.match(err.message, /no Multiboot header in the first 8192 bytes/);
+});
+
+Deno.test("a missing kernel file is refused with its path", async () => {
+  await assert.rejects(
+    Vm.start({ kernel: "fixtures/build/no-such.elf" }),
+    /cannot read kernel image fixtures\/build\/no-such.elf/,
+  );
+});
+
+Deno.test({
+  name: "hello prints under ring3 exactly what it prints under qemu-system-i386",
+  ignore: NO_QEMU,
+  async fn() {
+    const cases = [
+      { cmdline: "x=1", input: "hello ring3\n", memory: 64 },
+      { cmdline: "", input: "a\x7fbc\n", memory: 128 },
+    ];
+    for (const c of cases) {
+      const q = await runQemu({
+        kernel: HELLO,
+        cmdline: c.cmdline,
+        input: c.input,
+        memoryMiB: c.memory,
+      });
+      await withVm({ kernel: HELLO, cmdline: c.cmdline, memory: `${c.memory}M` }, async (vm) => {
+        await vm.console.expect("> ", { timeout: "5s" });
+        vm.console.send(c.input);
+        const status = await vm.exit();
+        assert.equal(vm.console.transcript, q.output);
+        assert.equal(status, q.status);
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "exceptions print under ring3 what they print under qemu-system-i386",
+  ignore: NO_QEMU,
+  async fn() {
+    for (const kind of ["ud", "de", "gp"]) {
+      const q = await runQemu({ kernel: FAULT, cmdline: `kind=${kind}` });
+      await withVm({ kernel: FAULT, cmdline: `kind=${kind}` }, async (vm) => {
+        assert.equal(await vm.exit(), q.status);
+        assert.equal(vm.console.transcript, q.output);
+      });
+    }
+  },
+});
