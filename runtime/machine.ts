@@ -22,14 +22,15 @@ import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 import { ConsoleTail } from "./console_tail.ts";
-import type { MachineConfig } from "./machine_protocol.ts";
+import type { MachineConfig, ToMachine } from "./machine_protocol.ts";
+import type { Mailbox } from "./mailbox.ts";
 import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
 
 /** The guest descriptor number of the RAM memfd inside the guest process. */
 const GUEST_RAM_FD = 3;
 /** Interval of the guest process's CPU-time timer: the clock's tick and the preemption point. */
 const CLOCK_TICK_US = 4000;
-/** Host time the machine runs before it lets its thread's event loop turn (input, stop). */
+/** Host time the machine runs between looks at its mailbox (input, deadlines, stop). */
 const SLICE_MS = 5;
 const COM1 = 0x3f8;
 const DEBUG_EXIT_PORT = 0xf4;
@@ -38,7 +39,7 @@ const DEBUG_EXIT_PORT = 0xf4;
 export interface MachineHooks {
   /** Bytes the guest wrote to its console (COM1). */
   console(bytes: Uint8Array, guestNs: number): void;
-  /** A deadline set with {@link Machine.addDeadline} passed. */
+  /** A deadline requested through the mailbox passed. */
   deadline(id: number, guestNs: number): void;
   /** Diagnostics (unhandled ports, loader notes). */
   log(message: string): void;
@@ -61,10 +62,15 @@ export class Machine {
   #stopReason: string | null = null;
   #clockTicks = 0;
   readonly #startMs = performance.now();
+  readonly #siginfo = () => {
+    const s = this.#proc.loadSigInfo();
+    return { code: s.code, addr: s.addrLow, addrAbove4G: s.addrHigh !== 0 };
+  };
   readonly #runTimeoutId = -1;
 
   private constructor(
     readonly config: MachineConfig,
+    private readonly mailbox: Mailbox<ToMachine>,
     private readonly hooks: MachineHooks,
     libc: LibcSymbols,
     ram: SharedMemory,
@@ -109,12 +115,13 @@ export class Machine {
    * maps RAM into it and starts its clock. Must run on the thread that will call {@link run}.
    *
    * @param config what to build
+   * @param mailbox where requests from the scenario arrive
    * @param hooks where output goes
    * @returns the machine, ready to run
    * @throws {ImageFormatError} for an image that cannot be booted (nothing is spawned then)
    * @throws {HostError} when the host refuses a resource
    */
-  static boot(config: MachineConfig, hooks: MachineHooks): Machine {
+  static boot(config: MachineConfig, mailbox: Mailbox<ToMachine>, hooks: MachineHooks): Machine {
     const libc = openLibc();
     const ram = createSharedMemory(libc, "ring3-ram", config.memoryBytes);
     let proc: PtraceProcess | undefined;
@@ -127,7 +134,17 @@ export class Machine {
       proc = PtraceProcess.spawn(libc, { fds: [[ram.fd, GUEST_RAM_FD]], cpu: config.cpu });
       const lowest = mapRam(proc, ram.size);
       startClockTimer(proc);
-      return new Machine(config, hooks, libc, ram, proc, lowest, kernel.entry, kernel.ebx);
+      return new Machine(
+        config,
+        mailbox,
+        hooks,
+        libc,
+        ram,
+        proc,
+        lowest,
+        kernel.entry,
+        kernel.ebx,
+      );
     } catch (e) {
       proc?.kill();
       ram.close();
@@ -140,24 +157,21 @@ export class Machine {
     return this.#proc.pid;
   }
 
-  /** Queues bytes for the console's receive side. */
-  input(bytes: Uint8Array): void {
-    for (const b of bytes) this.#pendingInput.push(b);
-  }
-
-  /** Adds a deadline `afterNs` of guest time from now; {@link MachineHooks.deadline} fires. */
-  addDeadline(id: number, afterNs: number): void {
-    this.clock.addDeadline(id, afterNs);
-  }
-
-  /** Cancels a deadline. */
-  cancelDeadline(id: number): void {
-    this.clock.cancel(id);
-  }
-
-  /** Ends the run at the next opportunity. */
-  stop(reason: string): void {
-    this.#stopReason ??= reason;
+  #handle(m: ToMachine): void {
+    switch (m.type) {
+      case "input":
+        for (const b of m.bytes) this.#pendingInput.push(b);
+        return;
+      case "deadline":
+        this.clock.addDeadline(m.id, m.afterNs);
+        return;
+      case "cancel-deadline":
+        this.clock.cancel(m.id);
+        return;
+      case "stop":
+        this.#stopReason ??= m.reason;
+        return;
+    }
   }
 
   #transmit(byte: number): void {
@@ -180,12 +194,12 @@ export class Machine {
   }
 
   /**
-   * Runs the guest until it exits, fails, times out or is stopped. Yields to the thread's
-   * event loop every few milliseconds so input and stop requests get through.
+   * Runs the guest until it exits, fails, times out or is stopped. The thread stays in this
+   * loop: requests arrive through the mailbox, polled between slices of a few milliseconds.
    *
    * @returns how the run ended
    */
-  async run(): Promise<RunResult> {
+  run(): Promise<RunResult> {
     try {
       while (this.#result === null) {
         const sliceEnd = performance.now() + SLICE_MS;
@@ -193,24 +207,24 @@ export class Machine {
           this.#step();
         }
         this.#flushConsole();
+        if (this.mailbox.pending) { for (const m of this.mailbox.drain()) this.#handle(m); }
         if (this.#result === null) this.#checkDeadlines();
         if (this.#result === null && this.state.halted) this.#idle();
         if (this.#stopReason !== null && this.#result === null) {
           this.#fail("stopped", `stopped by the harness: ${this.#stopReason}`);
         }
-        if (this.#result === null) await new Promise((r) => setTimeout(r, 0));
       }
     } catch (e) {
       this.#flushConsole();
       if (!(e instanceof HostError)) {
         this.#shutdown();
-        throw e;
+        return Promise.reject(e);
       }
       this.#fail("host-error", e.message);
     }
     this.#flushConsole();
     this.#shutdown();
-    return this.#result!;
+    return Promise.resolve(this.#result!);
   }
 
   #step(): void {
@@ -220,13 +234,7 @@ export class Machine {
     let exit: Exit = Exit.Resume;
     switch (kind) {
       case StopKind.Fault:
-        exit = this.#emu.handleFault(
-          proc.regs,
-          proc.stop.signal,
-          proc.stop.code,
-          proc.stop.addrLow,
-          proc.stop.addrHigh !== 0,
-        );
+        exit = this.#emu.handleFault(proc.regs, proc.stop.signal, this.#siginfo);
         break;
       case StopKind.Syscall:
         exit = this.#emu.handleSyscall(

@@ -24,9 +24,16 @@ export interface MachineConfig {
   reportLines: number;
 }
 
-/** Scenario thread → machine Worker. */
+/** Scenario thread → machine Worker, once, by postMessage: build and run. */
+export interface BootMessage {
+  type: "boot";
+  config: MachineConfig;
+  /** The shared buffer of the {@link Mailbox} that carries every later {@link ToMachine}. */
+  mailbox: SharedArrayBuffer;
+}
+
+/** Scenario thread → running machine, through the mailbox (see mailbox.ts for why). */
 export type ToMachine =
-  | { type: "boot"; config: MachineConfig }
   | { type: "input"; bytes: Uint8Array }
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }

@@ -10,7 +10,8 @@
 import { Machine } from "./machine.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { HostError } from "./host/host_error.ts";
-import type { FromMachine, ToMachine } from "./machine_protocol.ts";
+import { Mailbox } from "./mailbox.ts";
+import type { BootMessage, FromMachine, ToMachine } from "./machine_protocol.ts";
 import type { FailureKind, RunResult } from "./run_result.ts";
 
 let machine: Machine | null = null;
@@ -29,42 +30,26 @@ function failBeforeBoot(kind: FailureKind, message: string): void {
   self.close();
 }
 
-self.onmessage = (event: MessageEvent<ToMachine>) => {
+self.onmessage = (event: MessageEvent<BootMessage>) => {
   const m = event.data;
-  switch (m.type) {
-    case "boot": {
-      try {
-        machine = Machine.boot(m.config, {
-          console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
-          deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
-          log: (message) => post({ type: "log", message }),
-        });
-      } catch (e) {
-        if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
-        if (e instanceof HostError) return failBeforeBoot("host-error", e.message);
-        return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
-      }
-      post({ type: "started", pid: machine.pid });
-      machine.run().then(
-        (result) => {
-          post({ type: "ended", result });
-          self.close();
-        },
-        (e) => failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e)),
-      );
-      return;
-    }
-    case "input":
-      machine?.input(m.bytes);
-      return;
-    case "deadline":
-      machine?.addDeadline(m.id, m.afterNs);
-      return;
-    case "cancel-deadline":
-      machine?.cancelDeadline(m.id);
-      return;
-    case "stop":
-      machine?.stop(m.reason);
-      return;
+  if (m.type !== "boot" || machine !== null) return;
+  try {
+    machine = Machine.boot(m.config, new Mailbox<ToMachine>(m.mailbox), {
+      console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
+      deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
+      log: (message) => post({ type: "log", message }),
+    });
+  } catch (e) {
+    if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
+    if (e instanceof HostError) return failBeforeBoot("host-error", e.message);
+    return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
   }
+  post({ type: "started", pid: machine.pid });
+  machine.run().then(
+    (result) => {
+      post({ type: "ended", result });
+      self.close();
+    },
+    (e) => failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e)),
+  );
 };

@@ -7,6 +7,7 @@
  */
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
 import type { FromMachine, MachineConfig, ToMachine } from "./machine_protocol.ts";
+import { Mailbox } from "./mailbox.ts";
 import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
 /** Options of {@link Vm.start}. */
@@ -70,9 +71,20 @@ export class SerialConsole {
   #waiters: Waiter[] = [];
   #nextDeadline = 1;
   #ended: Error | null = null;
+  #listeners: ((text: string, guestNs: number) => void)[] = [];
 
   /** @internal */
   constructor(private readonly send_: (m: ToMachine) => void) {}
+
+  /**
+   * Calls `listener` with each chunk of output as it arrives, with the guest time it was flushed
+   * at (output is batched for a few milliseconds of host time).
+   *
+   * @param listener receives text and guest nanoseconds
+   */
+  onOutput(listener: (text: string, guestNs: number) => void): void {
+    this.#listeners.push(listener);
+  }
 
   /** Everything the guest printed so far. */
   get transcript(): string {
@@ -126,8 +138,9 @@ export class SerialConsole {
   }
 
   /** @internal Output arrived. */
-  output(text: string): void {
+  output(text: string, guestNs: number): void {
     this.#text += text;
+    for (const l of this.#listeners) l(text, guestNs);
     this.#waiters = this.#waiters.filter((w) => {
       const m = this.#match(w.pattern);
       if (!m) return true;
@@ -161,6 +174,7 @@ export class Vm {
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   readonly logs: string[] = [];
   readonly #worker: Worker;
+  readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;
   #pid = 0;
   #ended = false;
@@ -183,7 +197,7 @@ export class Vm {
             started();
             break;
           case "console":
-            this.console.output(decoder.decode(m.bytes, { stream: true }));
+            this.console.output(decoder.decode(m.bytes, { stream: true }), m.guestNs);
             break;
           case "deadline":
             this.console.deadline(m.id);
@@ -223,7 +237,7 @@ export class Vm {
         });
       };
     });
-    this.#post({ type: "boot", config });
+    this.#worker.postMessage({ type: "boot", config, mailbox: this.#mailbox.buffer });
     this.started = startedP;
   }
 
@@ -275,7 +289,7 @@ export class Vm {
   }
 
   #post(m: ToMachine): void {
-    if (!this.#ended) this.#worker.postMessage(m);
+    if (!this.#ended) this.#mailbox.post(m);
   }
 
   /** How the run ended; resolves when it does. */

@@ -191,8 +191,10 @@ Deno.test({
         await vm.console.expect("> ", { timeout: "5s" });
         vm.console.send(c.input);
         const status = await vm.exit();
-        assert.equal(vm.console.transcript, q.output);
-        assert.equal(status, q.status);
+        const why = `case ${JSON.stringify(c)}: qemu status ${q.status} (timed out: ${q.timedOut}), ` +
+          `ring3 status ${status}`;
+        assert.equal(vm.console.transcript, q.output, why);
+        assert.equal(status, q.status, why);
       });
     }
   },

@@ -106,6 +106,40 @@ const GUEST_OWNED_FLAGS = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x400 | 0x800 | 0x400
 const SIGNAL = { ILL: 4, TRAP: 5, BUS: 7, FPE: 8, SEGV: 11 } as const;
 const SI_KERNEL = 0x80;
 
+/** The parts of siginfo the emulator may need for a fault. */
+export interface FaultInfo {
+  code: number;
+  /** si_addr, low 32 bits. */
+  addr: number;
+  addrAbove4G: boolean;
+}
+
+// Instructions that raise #GP at CPL 3 before any memory access of theirs.
+const PRIVILEGED = new Set<number>([
+  Mnemonic.In,
+  Mnemonic.Out,
+  Mnemonic.Insb,
+  Mnemonic.Insw,
+  Mnemonic.Insd,
+  Mnemonic.Outsb,
+  Mnemonic.Outsw,
+  Mnemonic.Outsd,
+  Mnemonic.Cli,
+  Mnemonic.Sti,
+  Mnemonic.Hlt,
+  Mnemonic.Lgdt,
+  Mnemonic.Lidt,
+  Mnemonic.Lldt,
+  Mnemonic.Ltr,
+  Mnemonic.Clts,
+  Mnemonic.Lmsw,
+  Mnemonic.Invlpg,
+  Mnemonic.Wbinvd,
+  Mnemonic.Invd,
+  Mnemonic.Rdmsr,
+  Mnemonic.Wrmsr,
+]);
+
 /** Where the machine is told to put a host selector standing in for a guest one. */
 export interface HostSegments {
   /** Sets the host selector for segment register `sreg` (SREG numbering). */
@@ -154,22 +188,19 @@ export class Emulator {
    *
    * @param regs the guest registers at the stop
    * @param signal host signal number
-   * @param code siginfo si_code
-   * @param addr siginfo si_addr (low 32 bits)
-   * @param addrAbove4G whether si_addr had high bits set
+   * @param siginfo reads the signal's si_code and si_addr; called only when needed, because a
+   *   privileged instruction's #GP (the common trap) is recognised from the instruction alone
    * @returns what to do next
    */
   handleFault(
     regs: CpuRegisters & HostSegments,
     signal: number,
-    code: number,
-    addr: number,
-    addrAbove4G: boolean,
+    siginfo: () => FaultInfo,
   ): Exit {
     this.#regs = regs;
     this.fatal = null;
     try {
-      return this.#dispatchFault(signal, code, addr, addrAbove4G);
+      return this.#dispatchFault(signal, siginfo);
     } catch (e) {
       return this.#fail(e);
     }
@@ -254,11 +285,16 @@ export class Emulator {
     }
   }
 
-  #dispatchFault(signal: number, code: number, addr: number, addrAbove4G: boolean): Exit {
+  #dispatchFault(signal: number, siginfo: () => FaultInfo): Exit {
     const regs = this.#regs;
     const eip = regs.eip;
     switch (signal) {
-      case SIGNAL.SEGV:
+      case SIGNAL.SEGV: {
+        // A privileged instruction faults (#GP) before it touches memory, so when one sits at
+        // eip, the SIGSEGV is its #GP: no siginfo needed.
+        const d = this.#tryDecode(eip);
+        if (d !== null && PRIVILEGED.has(d.mnemonic)) return this.#emulateDecoded(d, eip);
+        const { code, addr, addrAbove4G } = siginfo();
         if (code === SI_KERNEL) return this.#emulateAt(eip);
         this.#count("memory fault");
         if (addrAbove4G) {
@@ -281,6 +317,7 @@ export class Emulator {
           `guest touched physical address 0x${hex(addr)}, which is not backed by RAM or a device`,
           this.#describeAt(eip),
         );
+      }
       case SIGNAL.ILL:
         return this.#onInvalidOpcode(eip);
       case SIGNAL.FPE:
@@ -294,7 +331,11 @@ export class Emulator {
         return Exit.Resume;
       }
       case SIGNAL.BUS:
-        throw new Fatal("unmapped-memory", `bus error at 0x${hex(addr)}`, this.#describeAt(eip));
+        throw new Fatal(
+          "unmapped-memory",
+          `bus error at 0x${hex(siginfo().addr)}`,
+          this.#describeAt(eip),
+        );
       default:
         throw new Fatal(
           "unsupported-instruction",
@@ -343,9 +384,20 @@ export class Emulator {
     return Exit.Resume;
   }
 
+  #tryDecode(eip: number): DecodedInstruction | null {
+    try {
+      return this.decoder.decode(eip, 32, this.#fetch);
+    } catch {
+      return null;
+    }
+  }
+
   /** Emulates the privileged instruction at eip that raised #GP in the host. */
   #emulateAt(eip: number): Exit {
-    const d = this.decoder.decode(eip, 32, this.#fetch);
+    return this.#emulateDecoded(this.decoder.decode(eip, 32, this.#fetch), eip);
+  }
+
+  #emulateDecoded(d: DecodedInstruction, eip: number): Exit {
     try {
       return this.#emulate(d, eip);
     } catch (e) {

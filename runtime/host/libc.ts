@@ -13,8 +13,10 @@
 const SYMBOLS = {
   // ptrace(request, pid, addr, data) in two shapes: pointer arguments (GETREGS, SETREGS,
   // GETSIGINFO) and integer arguments (SEIZE, CONT, SYSEMU, INTERRUPT).
-  ptrace_ptr: { name: "ptrace", parameters: ["i32", "i32", "pointer", "pointer"], result: "i64" },
-  ptrace_int: { name: "ptrace", parameters: ["i32", "i32", "u64", "u64"], result: "i64" },
+  // The result is a long, but only 0 or -1 for the requests used: i32 keeps the call on the fast
+  // path (a 64-bit result would be a BigInt allocated on every call).
+  ptrace_ptr: { name: "ptrace", parameters: ["i32", "i32", "pointer", "pointer"], result: "i32" },
+  ptrace_int: { name: "ptrace", parameters: ["i32", "i32", "u64", "u64"], result: "i32" },
   waitpid: { parameters: ["i32", "pointer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   getpid: { parameters: [], result: "i32" },

@@ -34,7 +34,7 @@ import { buildStubImage, STUB } from "./stub_image.ts";
 export const StopKind = {
   /** A system call instruction in guest code, annulled by SYSEMU. Registers are loaded. */
   Syscall: 1,
-  /** A synchronous fault (SIGSEGV, SIGTRAP, SIGILL, SIGFPE, SIGBUS). Registers and siginfo are loaded. */
+  /** A synchronous fault (SIGSEGV, SIGTRAP, SIGILL, SIGFPE, SIGBUS). Registers are loaded; siginfo on demand. */
   Fault: 2,
   /** An asynchronous signal (the virtual clock's SIGPROF, terminal noise). Registers are not loaded. */
   Signal: 3,
@@ -51,7 +51,7 @@ export class StopInfo {
   kind: StopKind = StopKind.Interrupted as StopKind;
   /** Signal number for Fault and Signal stops. */
   signal = 0;
-  /** siginfo si_code for Fault stops. */
+  /** siginfo si_code for Fault stops, after {@link PtraceProcess.loadSigInfo}. */
   code = 0;
   /** siginfo si_addr for Fault stops, low and high 32 bits. */
   addrLow = 0;
@@ -79,6 +79,7 @@ export class PtraceProcess {
   /** Number of resumes (each is one host round trip). */
   resumes = 0;
   #regsLoaded = false;
+  #siginfoLoaded = false;
   #gone = false;
   readonly #status = new Int32Array(1);
   readonly #statusPtr = Deno.UnsafePointer.of(this.#status);
@@ -137,7 +138,7 @@ export class PtraceProcess {
       );
     }
     const options = PTRACE_O.TRACESYSGOOD | PTRACE_O.EXITKILL | PTRACE_O.TRACEEXIT;
-    if (libc.ptrace_int(PTRACE.SEIZE, pid, 0n, BigInt(options)) !== 0n) {
+    if (libc.ptrace_int(PTRACE.SEIZE, pid, 0n, BigInt(options)) !== 0) {
       throw hostError(libc, "ptrace(PTRACE_SEIZE)", `pid ${pid}`);
     }
     libc.kill(pid, SIG.CONT);
@@ -167,6 +168,25 @@ export class PtraceProcess {
     return this.#gone;
   }
 
+  /**
+   * Loads siginfo of the current Fault stop into {@link stop} (code, address). Separate from
+   * the stop itself because the common trap, a privileged instruction's #GP, does not need it:
+   * that saves a host round trip per trap.
+   */
+  loadSigInfo(): StopInfo {
+    if (this.#siginfoLoaded) return this.stop;
+    const { libc, pid, stop } = this;
+    if (libc.ptrace_ptr(PTRACE.GETSIGINFO, pid, null, this.#siginfoPtr) !== 0) {
+      throw hostError(libc, "ptrace(PTRACE_GETSIGINFO)", `pid ${pid}`);
+    }
+    const si = this.#siginfo32;
+    stop.code = si[SIGINFO.code >> 2];
+    stop.addrLow = si[SIGINFO.addr >> 2] >>> 0;
+    stop.addrHigh = si[(SIGINFO.addr >> 2) + 1] >>> 0;
+    this.#siginfoLoaded = true;
+    return stop;
+  }
+
   /** Loads the registers if this stop did not already load them. */
   loadRegs(): RegisterFile {
     if (!this.#regsLoaded) this.#getRegs();
@@ -174,7 +194,7 @@ export class PtraceProcess {
   }
 
   #getRegs(): void {
-    if (this.libc.ptrace_ptr(PTRACE.GETREGS, this.pid, null, this.regs.pointer) !== 0n) {
+    if (this.libc.ptrace_ptr(PTRACE.GETREGS, this.pid, null, this.regs.pointer) !== 0) {
       throw hostError(this.libc, "ptrace(PTRACE_GETREGS)", `pid ${this.pid}`);
     }
     this.regs.dirty = false;
@@ -182,7 +202,7 @@ export class PtraceProcess {
   }
 
   #setRegs(): void {
-    if (this.libc.ptrace_ptr(PTRACE.SETREGS, this.pid, null, this.regs.pointer) !== 0n) {
+    if (this.libc.ptrace_ptr(PTRACE.SETREGS, this.pid, null, this.regs.pointer) !== 0) {
       throw hostError(this.libc, "ptrace(PTRACE_SETREGS)", `pid ${this.pid}`);
     }
     this.regs.dirty = false;
@@ -244,13 +264,7 @@ export class PtraceProcess {
       stop.signal = sig;
       if (FAULT_SIGNALS.has(sig)) {
         this.#getRegs();
-        if (libc.ptrace_ptr(PTRACE.GETSIGINFO, pid, null, this.#siginfoPtr) !== 0n) {
-          throw hostError(libc, "ptrace(PTRACE_GETSIGINFO)", `pid ${pid}`);
-        }
-        const si = this.#siginfo32;
-        stop.code = si[SIGINFO.code >> 2];
-        stop.addrLow = si[SIGINFO.addr >> 2] >>> 0;
-        stop.addrHigh = si[(SIGINFO.addr >> 2) + 1] >>> 0;
+        this.#siginfoLoaded = false;
         return stop.kind = StopKind.Fault;
       }
       return stop.kind = StopKind.Signal;

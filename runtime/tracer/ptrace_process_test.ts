@@ -39,7 +39,7 @@ Deno.test("PtraceProcess runs 32-bit guest code natively and stops at a privileg
   withGuest([0xb8, 7, 0, 0, 0, 0x83, 0xc0, 5, 0xe6, 0x80], (p) => {
     assert.equal(p.run(), StopKind.Fault);
     assert.equal(p.stop.signal, SIG.SEGV);
-    assert.equal(p.stop.code, SI_CODE.KERNEL);
+    assert.equal(p.loadSigInfo().code, SI_CODE.KERNEL);
     assert.equal(p.regs.get32(REG.rax), 12);
     assert.equal(p.regs.eip, 0x20008);
     assert.equal(p.regs.get32(REG.cs), HOST_SELECTOR.CS32);

@@ -1,0 +1,142 @@
+/**
+ * `deno task bench [--json]`: ring3's figures, as ratios taken in one run against a reference.
+ *
+ * 1. Trap round trip: trapbench's `out %al,$0x80` loop under the full runtime (Worker tracer,
+ *    decode, port bus) against a minimal C ptrace tracer running the same bytes, both pinned to
+ *    one CPU. Goal: ratio <= 1.2.
+ * 2. hello from boot to exit, with host round trips and traps by cause.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { parseElf } from "../runtime/boot/elf.ts";
+import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
+import { Vm } from "../mod.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { json: { type: "boolean" } } });
+
+const TRAPS = 100000;
+const ROUNDS = 3;
+const cpus = availableCpus();
+const cpu = cpus[cpus.length - 1];
+
+async function buildReference(): Promise<string> {
+  const src = new URL("./bench/trap_reference.c", import.meta.url).pathname;
+  const out = new URL("../fixtures/build/host/trap_reference", import.meta.url).pathname;
+  await Deno.mkdir(out.slice(0, out.lastIndexOf("/")), { recursive: true });
+  const r = await new Deno.Command("gcc", { args: ["-O2", "-o", out, src] }).output();
+  if (!r.success) throw new Error(`gcc failed: ${new TextDecoder().decode(r.stderr)}`);
+  return out;
+}
+
+async function referenceTrapUs(exe: string): Promise<number> {
+  const elf = parseElf(await Deno.readFile("fixtures/build/trapbench.elf"));
+  const body = elf.symbols.find((s) => s.name === "trap_loop_body");
+  if (!body) throw new Error("trapbench.elf has no trap_loop_body symbol");
+  const header = findMultibootHeader(await Deno.readFile("fixtures/build/trapbench.bin"));
+  const load = header.address!.loadAddr;
+  const r = await new Deno.Command(exe, {
+    args: [
+      "fixtures/build/trapbench.bin",
+      `0x${load.toString(16)}`,
+      `0x${body.value.toString(16)}`,
+      String(TRAPS),
+      String(cpu),
+    ],
+  }).output();
+  if (!r.success) throw new Error(`trap_reference failed: ${new TextDecoder().decode(r.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(r.stdout)).usPerTrap;
+}
+
+async function runtimeTrapUs(): Promise<{ us: number; traps: Record<string, number> }> {
+  const vm = await Vm.start({ kernel: "fixtures/build/trapbench.bin", cpu });
+  let start = 0, done = 0, seen = "";
+  vm.console.onOutput((text) => {
+    seen += text;
+    if (!start && seen.includes("trapbench start\n")) start = performance.now();
+    if (!done && seen.includes("trapbench done\n")) done = performance.now();
+  });
+  const code = await vm.exit();
+  if (code !== 1 || !start || !done) throw new Error(`trapbench failed: status ${code}, ${seen}`);
+  const r = await vm.result();
+  return { us: (done - start) * 1000 / TRAPS, traps: r.stats.trapsByCause };
+}
+
+async function helloBootToExit() {
+  const vm = await Vm.start({ kernel: "fixtures/build/hello.elf", cpu });
+  const t0 = performance.now();
+  vm.console.send("bench\n");
+  const code = await vm.exit();
+  const ms = performance.now() - t0;
+  const r = await vm.result();
+  if (code !== 11) throw new Error(`hello exited with ${code}`);
+  return {
+    hostMs: ms,
+    guestMs: r.stats.guestNs / 1e6,
+    resumes: r.stats.resumes,
+    trapsByCause: r.stats.trapsByCause,
+  };
+}
+
+const exe = await buildReference();
+const ref: number[] = [];
+const rt: number[] = [];
+let trapCauses: Record<string, number> = {};
+for (let i = 0; i < ROUNDS; i++) {
+  ref.push(await referenceTrapUs(exe));
+  const r = await runtimeTrapUs();
+  rt.push(r.us);
+  trapCauses = r.traps;
+}
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const hello = await helloBootToExit();
+const result = {
+  host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
+  trapRoundTrip: {
+    loop: "trapbench out %al,$0x80",
+    traps: TRAPS,
+    rounds: ROUNDS,
+    runtimeUs: +median(rt).toFixed(3),
+    referenceCUs: +median(ref).toFixed(3),
+    ratio: +(median(rt) / median(ref)).toFixed(3),
+    goal: 1.2,
+    runtimeTrapsByCause: trapCauses,
+  },
+  helloBootToExit: {
+    hostMs: +hello.hostMs.toFixed(1),
+    guestMs: +hello.guestMs.toFixed(2),
+    hostRoundTrips: hello.resumes,
+    trapsByCause: hello.trapsByCause,
+  },
+};
+
+if (values.json) {
+  console.log(JSON.stringify(result, null, 2));
+} else {
+  const t = result.trapRoundTrip;
+  console.log(`ring3 bench (CPU ${cpu}, Linux ${result.host.kernel}, Deno ${result.host.deno})\n`);
+  console.log("trap round trip (median of 3 rounds of 100000 traps, same loop, same CPU)");
+  console.log(`  runtime (Worker tracer + emulator)  ${t.runtimeUs.toFixed(2)} µs/trap`);
+  console.log(`  reference C tracer                  ${t.referenceCUs.toFixed(2)} µs/trap`);
+  console.log(`  ratio runtime/C                     ${t.ratio.toFixed(3)}   (goal <= ${t.goal})`);
+  console.log(`  runtime traps by cause: ${fmtCauses(t.runtimeTrapsByCause)}\n`);
+  const h = result.helloBootToExit;
+  console.log("hello, boot to exit (one line typed at once)");
+  console.log(
+    `  host time ${h.hostMs} ms, guest time ${h.guestMs} ms, ${h.hostRoundTrips} host round trips`,
+  );
+  console.log(`  traps by cause: ${fmtCauses(h.trapsByCause)}`);
+}
+
+function fmtCauses(c: Record<string, number>): string {
+  return Object.entries(c).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function availableCpus(): number[] {
+  const s = Deno.readTextFileSync("/proc/self/status");
+  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(s)?.[1] ?? "0";
+  return list.split(",").flatMap((part) => {
+    const [a, b] = part.split("-").map(Number);
+    return b === undefined ? [a] : Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  });
+}
