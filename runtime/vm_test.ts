@@ -12,8 +12,21 @@ const SPIN = "fixtures/build/spin.elf";
 const SYSRAW = "fixtures/build/sysraw.elf";
 const FAULT = "fixtures/build/fault.elf";
 const TRAPBENCH_BIN = "fixtures/build/trapbench.bin";
-const NO_QEMU = qemuBinary() === null;
+const RING3_HOST = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+if (!RING3_HOST) {
+  console.log(`ring3 needs a Linux x86-64 host; skipping its tests on ${Deno.build.os}`);
+}
+const NO_QEMU = !RING3_HOST || qemuBinary() === null;
 if (NO_QEMU) console.log("qemu-system-i386 not installed: skipping the QEMU comparison tests");
+
+/** Deno.test, ignored where ring3 cannot run. */
+function test(
+  nameOrDef: string | Deno.TestDefinition,
+  fn?: () => Promise<void>,
+): void {
+  const def = typeof nameOrDef === "string" ? { name: nameOrDef, fn: fn! } : nameOrDef;
+  Deno.test({ ...def, ignore: def.ignore || !RING3_HOST });
+}
 
 /** Boots, runs `fn`, then stops the machine and asserts its guest process is gone. */
 async function withVm(
@@ -34,7 +47,7 @@ function assertGone(pid: number): void {
   assert.equal(p, null, `guest process ${pid} is still there: ${JSON.stringify(p)}`);
 }
 
-Deno.test("the guest runs natively in its own host process, traced by this one", async () => {
+test("the guest runs natively in its own host process, traced by this one", async () => {
   await withVm({ kernel: SPIN, timeout: "10s" }, async (vm) => {
     await vm.console.expect("spinning\n", { timeout: "5s" });
     const guest = hostProcess(vm.pid);
@@ -53,7 +66,7 @@ Deno.test("the guest runs natively in its own host process, traced by this one",
   });
 });
 
-Deno.test("hello boots, echoes a typed line and exits with the status QEMU would give", async () => {
+test("hello boots, echoes a typed line and exits with the status QEMU would give", async () => {
   await withVm({ kernel: HELLO, memory: "64M", cmdline: "a=b" }, async (vm) => {
     await vm.console.expect("> ", { timeout: "5s" });
     vm.console.send("hello ring3\n");
@@ -68,7 +81,7 @@ Deno.test("hello boots, echoes a typed line and exits with the status QEMU would
   });
 });
 
-Deno.test("a guest that loops forever is ended by its guest-time limit with a report", async () => {
+test("a guest that loops forever is ended by its guest-time limit with a report", async () => {
   const t0 = performance.now();
   await withVm({ kernel: SPIN, timeout: "1s" }, async (vm) => {
     const err = await vm.exit().then(() => null, (e) => e);
@@ -84,7 +97,7 @@ Deno.test("a guest that loops forever is ended by its guest-time limit with a re
   assert.ok(performance.now() - t0 < 20000, "ended within a bounded host time");
 });
 
-Deno.test("expect fails on guest time, not host time, when the text never comes", async () => {
+test("expect fails on guest time, not host time, when the text never comes", async () => {
   await withVm({ kernel: SPIN, timeout: "30s" }, async (vm) => {
     const err = await vm.console.expect("never printed", { timeout: "200ms" }).then(
       () => null,
@@ -96,7 +109,7 @@ Deno.test("expect fails on guest time, not host time, when the text never comes"
 });
 
 for (const mode of ["int80", "syscall", "sysenter", "syscall64"]) {
-  Deno.test(`a raw host system call from guest code (${mode}) never reaches the host`, async () => {
+  test(`a raw host system call from guest code (${mode}) never reaches the host`, async () => {
     const probe = await Deno.makeTempDir({ prefix: "ring3-probe-" });
     const path = `${probe}/leak`;
     try {
@@ -124,7 +137,7 @@ for (const mode of ["int80", "syscall", "sysenter", "syscall64"]) {
 }
 
 for (const [kind, vector] of [["ud", 6], ["de", 0], ["gp", 13]] as const) {
-  Deno.test(`a guest exception (${kind}) is delivered through the guest's own IDT`, async () => {
+  test(`a guest exception (${kind}) is delivered through the guest's own IDT`, async () => {
     await withVm({ kernel: FAULT, cmdline: `kind=${kind}` }, async (vm) => {
       assert.equal(await vm.exit(), 7);
       assert.match(vm.console.transcript, new RegExp(`EXCEPTION ${vector} at 0x`));
@@ -132,7 +145,7 @@ for (const [kind, vector] of [["ud", 6], ["de", 0], ["gp", 13]] as const) {
   });
 }
 
-Deno.test("the a.out-kludge image boots as well as the ELF one", async () => {
+test("the a.out-kludge image boots as well as the ELF one", async () => {
   await withVm({ kernel: TRAPBENCH_BIN }, async (vm) => {
     assert.equal(await vm.exit(), 1);
     assert.equal(vm.console.transcript, "trapbench start\ntrapbench done\n");
@@ -140,7 +153,7 @@ Deno.test("the a.out-kludge image boots as well as the ELF one", async () => {
   });
 });
 
-Deno.test("a truncated image is refused with the problem named, and nothing is spawned", async () => {
+test("a truncated image is refused with the problem named, and nothing is spawned", async () => {
   const image = await Deno.readFile(HELLO);
   const path = await Deno.makeTempFile({ suffix: ".elf" });
   try {
@@ -158,21 +171,21 @@ Deno.test("a truncated image is refused with the problem named, and nothing is s
   }
 });
 
-Deno.test("a file that is not a Multiboot kernel is refused with a clear error", async () => {
+test("a file that is not a Multiboot kernel is refused with a clear error", async () => {
   const err = await Vm.start({ kernel: "/bin/true" }).then(() => null, (e) => e);
   assert.ok(err instanceof GuestFailureError, String(err));
   assert.equal(err.report.kind, "image-error");
   assert.match(err.message, /no Multiboot header in the first 8192 bytes/);
 });
 
-Deno.test("a missing kernel file is refused with its path", async () => {
+test("a missing kernel file is refused with its path", async () => {
   await assert.rejects(
     Vm.start({ kernel: "fixtures/build/no-such.elf" }),
     /cannot read kernel image fixtures\/build\/no-such.elf/,
   );
 });
 
-Deno.test({
+test({
   name: "hello prints under ring3 exactly what it prints under qemu-system-i386",
   ignore: NO_QEMU,
   async fn() {
@@ -191,7 +204,8 @@ Deno.test({
         await vm.console.expect("> ", { timeout: "5s" });
         vm.console.send(c.input);
         const status = await vm.exit();
-        const why = `case ${JSON.stringify(c)}: qemu status ${q.status} (timed out: ${q.timedOut}), ` +
+        const why =
+          `case ${JSON.stringify(c)}: qemu status ${q.status} (timed out: ${q.timedOut}), ` +
           `ring3 status ${status}`;
         assert.equal(vm.console.transcript, q.output, why);
         assert.equal(status, q.status, why);
@@ -200,7 +214,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "exceptions print under ring3 what they print under qemu-system-i386",
   ignore: NO_QEMU,
   async fn() {

@@ -56,6 +56,8 @@ export function scenario(
 /** What happened to one machine of a scenario run. */
 export interface MachineRecord {
   kernel: string;
+  /** The guest host process's pid (gone by the time the outcome is returned). */
+  pid: number;
   transcript: string;
   result: RunResult;
 }
@@ -98,7 +100,7 @@ export async function runScenario(s: Scenario): Promise<ScenarioOutcome> {
   const machines: MachineRecord[] = [];
   for (const { vm, kernel } of booted) {
     const result = await vm.stop("the scenario ended");
-    machines.push({ kernel, transcript: vm.console.transcript, result });
+    machines.push({ kernel, pid: vm.pid, transcript: vm.console.transcript, result });
   }
   return {
     name: s.name,

@@ -5,6 +5,7 @@ import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "../host/layouts
 import { PtraceProcess, StopKind } from "./ptrace_process.ts";
 
 const GUEST_FD = 3;
+const ignore = Deno.build.os !== "linux" || Deno.build.arch !== "x86_64";
 
 function withGuest(code: number[], fn: (p: PtraceProcess, ram: Uint8Array) => void) {
   const libc = openLibc();
@@ -34,7 +35,10 @@ function withGuest(code: number[], fn: (p: PtraceProcess, ram: Uint8Array) => vo
   }
 }
 
-Deno.test("PtraceProcess runs 32-bit guest code natively and stops at a privileged instruction", () => {
+Deno.test({
+  name: "PtraceProcess runs 32-bit guest code natively and stops at a privileged instruction",
+  ignore,
+}, () => {
   // mov $7,%eax; add $5,%eax; out %al,$0x80
   withGuest([0xb8, 7, 0, 0, 0, 0x83, 0xc0, 5, 0xe6, 0x80], (p) => {
     assert.equal(p.run(), StopKind.Fault);
@@ -46,7 +50,7 @@ Deno.test("PtraceProcess runs 32-bit guest code natively and stops at a privileg
   });
 });
 
-Deno.test("PtraceProcess annuls int $0x80 from guest code under SYSEMU", () => {
+Deno.test({ name: "PtraceProcess annuls int $0x80 from guest code under SYSEMU", ignore }, () => {
   // mov $20,%eax (i386 getpid); int $0x80; out %al,$0x80
   withGuest([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xe6, 0x80], (p) => {
     assert.equal(p.run(), StopKind.Syscall);
@@ -58,11 +62,14 @@ Deno.test("PtraceProcess annuls int $0x80 from guest code under SYSEMU", () => {
   });
 });
 
-Deno.test("PtraceProcess reports a killed guest as gone and leaves no process", () => {
-  withGuest([0xeb, 0xfe], (p) => {
-    const pid = p.pid;
-    p.kill();
-    assert.equal(p.run(), StopKind.Gone);
-    assert.throws(() => Deno.statSync(`/proc/${pid}`));
-  });
-});
+Deno.test(
+  { name: "PtraceProcess reports a killed guest as gone and leaves no process", ignore },
+  () => {
+    withGuest([0xeb, 0xfe], (p) => {
+      const pid = p.pid;
+      p.kill();
+      assert.equal(p.run(), StopKind.Gone);
+      assert.throws(() => Deno.statSync(`/proc/${pid}`));
+    });
+  },
+);
