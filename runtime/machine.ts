@@ -96,7 +96,10 @@ export class Machine {
       4,
       new DebugExit({ onExit: (status) => this.#exitCode = status & 0xff }),
     );
-    this.#emu = new Emulator(this.state, memory, bus, { lowestMappedAddress: lowestMapped });
+    this.#emu = new Emulator(this.state, memory, bus, {
+      lowestMappedAddress: lowestMapped,
+      guestTimeNs: () => this.clock.now(),
+    });
     this.state.resetForMultiboot();
     const r = proc.regs;
     for (let i = 0; i < 27; i++) r.set32(i, 0);

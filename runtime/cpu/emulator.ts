@@ -35,6 +35,7 @@ import {
   type PortIo,
 } from "./interfaces.ts";
 import type { VcpuState } from "./vcpu_state.ts";
+import { cpuid, type CpuModel, RING3_CPU } from "./cpu_model.ts";
 import {
   CR0,
   hasErrorCode,
@@ -146,10 +147,24 @@ export interface HostSegments {
   setHostSelector(sreg: number, selector: number): void;
 }
 
+/** An instruction the static rewriter replaced with int3 (the trap form). */
+export interface PatchSite {
+  /** The original instruction's bytes. */
+  bytes: Uint8Array;
+  /** 16, 32 or 64. */
+  bitness: number;
+}
+
 /** Options of an {@link Emulator}. */
 export interface EmulatorOptions {
   /** The smallest guest-physical address the host lets the guest process map (vm.mmap_min_addr). */
   lowestMappedAddress?: number;
+  /** Guest time in nanoseconds, for the virtual TSC. Default: always 0. */
+  guestTimeNs?: () => number;
+  /** The CPU model CPUID reports. Default {@link RING3_CPU}. */
+  cpuModel?: CpuModel;
+  /** Rewritten sites, keyed by the address the guest executes them at. */
+  patches?: ReadonlyMap<number, PatchSite>;
 }
 
 /** The partial emulator of one vCPU. */
@@ -162,6 +177,9 @@ export class Emulator {
   #regs!: CpuRegisters & HostSegments;
   readonly #fetch: (addr: number, into: Uint8Array) => number;
   readonly #lowest: number;
+  readonly #guestTimeNs: () => number;
+  readonly #model: CpuModel;
+  readonly #patches: ReadonlyMap<number, PatchSite>;
 
   /**
    * @param state virtual CPU state
@@ -177,6 +195,9 @@ export class Emulator {
   ) {
     this.#fetch = (addr, into) => memory.fetch(addr, into);
     this.#lowest = options.lowestMappedAddress ?? 0;
+    this.#guestTimeNs = options.guestTimeNs ?? (() => 0);
+    this.#model = options.cpuModel ?? RING3_CPU;
+    this.#patches = options.patches ?? new Map();
   }
 
   #count(cause: string): void {
@@ -325,7 +346,11 @@ export class Emulator {
         this.#raise(VECTOR.DE, null, eip, false);
         return Exit.Resume;
       case SIGNAL.TRAP: {
-        // int3 and `int $3` stop after the instruction (SI_KERNEL); report as #BP from there.
+        // int3 stops after itself. At a rewritten site it stands for the original instruction.
+        const site = (eip - 1) >>> 0;
+        const patch = this.#patches.get(site);
+        if (patch !== undefined) return this.#emulatePatched(site, patch);
+        // The guest's own int3 or `int $3`: a #BP, returning after the instruction.
         this.#count("#BP");
         this.#raise(VECTOR.BP, null, eip, true);
         return Exit.Resume;
@@ -382,6 +407,15 @@ export class Emulator {
     this.#count("#UD");
     this.#raise(VECTOR.UD, null, eip, false);
     return Exit.Resume;
+  }
+
+  #emulatePatched(site: number, patch: PatchSite): Exit {
+    const bytes = patch.bytes;
+    const d = this.decoder.decode(site, patch.bitness, (_addr, into) => {
+      into.set(bytes.subarray(0, Math.min(bytes.length, into.length)));
+      return bytes.length;
+    });
+    return this.#emulateDecoded(d, site);
   }
 
   #tryDecode(eip: number): DecodedInstruction | null {
@@ -622,9 +656,185 @@ export class Emulator {
         regs.eip = next;
         return Exit.Resume;
       }
+      case Mnemonic.Pushf:
+      case Mnemonic.Pushfd: {
+        this.#count("pushf");
+        const f = this.guestEflags() & ~(EFLAGS_RF | EFLAGS_VM);
+        if (d.mnemonic === Mnemonic.Pushf) this.#push16(f & 0xffff);
+        else this.#push32(f);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Popf:
+      case Mnemonic.Popfd: {
+        this.#count("popf");
+        const esp = regs.gpr(4);
+        if (d.mnemonic === Mnemonic.Popf) {
+          const v = this.memory.read16(esp);
+          this.#setGuestEflags((this.guestEflags() & 0xffff0000) | v);
+          regs.setGpr(4, esp + 2);
+        } else {
+          this.#setGuestEflags(this.memory.read32(esp));
+          regs.setGpr(4, esp + 4);
+        }
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Push: {
+        const r = registerInfo(d.op0Register);
+        if (r.kind !== "sreg") this.#unsupported(d);
+        this.#count(`push ${SREG_NAMES[r.index]}`);
+        // Zero-extended to the operand size, as QEMU does (Intel also allows a 16-bit store).
+        if (PUSHW_SREG.has(d.code)) this.#push16(state.selectors[r.index]);
+        else this.#push32(state.selectors[r.index]);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Cpuid: {
+        this.#count("cpuid");
+        const r = cpuid(this.#model, regs.gpr(0), regs.gpr(1));
+        regs.setGpr(0, r.eax);
+        regs.setGpr(3, r.ebx);
+        regs.setGpr(1, r.ecx);
+        regs.setGpr(2, r.edx);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Rdtsc:
+      case Mnemonic.Rdtscp: {
+        this.#count("rdtsc");
+        if ((state.cr4 & CR4_TSD) && state.cpl !== 0) throw new GuestException(VECTOR.GP, 0);
+        const tsc = BigInt(Math.floor(this.#guestTimeNs() * (this.#model.tscHz / 1e9)));
+        regs.setGpr(0, Number(tsc & 0xffffffffn));
+        regs.setGpr(2, Number((tsc >> 32n) & 0xffffffffn));
+        if (d.mnemonic === Mnemonic.Rdtscp) {
+          regs.setGpr(1, Number(state.msrs.get(MSR_TSC_AUX) ?? 0n));
+        }
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Sgdt:
+      case Mnemonic.Sidt: {
+        this.#count(d.mnemonic === Mnemonic.Sgdt ? "sgdt" : "sidt");
+        this.#checkUmip();
+        const t = d.mnemonic === Mnemonic.Sgdt ? state.gdtr : state.idtr;
+        const ea = this.#effectiveAddress(d);
+        this.memory.write16(ea, t.limit);
+        this.memory.write32(ea + 2, t.base);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Sldt:
+      case Mnemonic.Str:
+      case Mnemonic.Smsw: {
+        this.#count(Mnemonic[d.mnemonic].toLowerCase());
+        this.#checkUmip();
+        const v = d.mnemonic === Mnemonic.Sldt
+          ? state.ldtr
+          : d.mnemonic === Mnemonic.Str
+          ? state.tr
+          : state.cr0;
+        this.#writeOperand(d, v, 2);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Lar:
+      case Mnemonic.Lsl: {
+        const isLar = d.mnemonic === Mnemonic.Lar;
+        this.#count(isLar ? "lar" : "lsl");
+        const sel = d.op1Kind === OpKind.Register
+          ? this.#readReg(registerInfo(d.op1Register)) & 0xffff
+          : this.memory.read16(this.#effectiveAddress(d));
+        const desc = this.#probeDescriptor(sel, isLar ? "lar" : "lsl");
+        this.#setZf(desc !== null);
+        if (desc !== null) {
+          const dst = registerInfo(d.op0Register);
+          const v = isLar ? desc.high & 0x00f0ff00 : desc.limit;
+          this.#writeReg(dst, dst.size === 2 ? v & 0xffff : v);
+        }
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Verr:
+      case Mnemonic.Verw: {
+        const isVerr = d.mnemonic === Mnemonic.Verr;
+        this.#count(isVerr ? "verr" : "verw");
+        const desc = this.#probeDescriptor(this.#readOperand16(d), isVerr ? "verr" : "verw");
+        this.#setZf(desc !== null);
+        regs.eip = next;
+        return Exit.Resume;
+      }
+      case Mnemonic.Syscall:
+        this.#count("syscall");
+        // With EFER.SCE clear a CPU raises #UD; with it set, compat mode has nowhere to return.
+        if (!(state.efer & 1n)) throw new GuestException(VECTOR.UD, null);
+        this.#unsupported(d, "syscall with EFER.SCE set is not emulated yet");
+        break;
+      case Mnemonic.Sysenter:
+        this.#count("sysenter");
+        if ((state.msrs.get(MSR.SYSENTER_CS) ?? 0n) === 0n) throw new GuestException(VECTOR.GP, 0);
+        this.#unsupported(d, "sysenter with SYSENTER_CS set is not emulated yet");
+        break;
       default:
         this.#unsupported(d);
     }
+  }
+
+  /** Writes a register or memory destination operand (op0). */
+  #writeOperand(d: DecodedInstruction, value: number, memSize: 2 | 4): void {
+    if (d.op0Kind === OpKind.Register) {
+      const r = registerInfo(d.op0Register);
+      // A 32-bit register destination of a selector or MSW read is zero-extended (P6 and later).
+      this.#writeReg(r, r.size === 4 ? value & (memSize === 2 ? 0xffff : 0xffffffff) : value);
+    } else if (memSize === 2) {
+      this.memory.write16(this.#effectiveAddress(d), value & 0xffff);
+    } else {
+      this.memory.write32(this.#effectiveAddress(d), value);
+    }
+  }
+
+  #setZf(on: boolean): void {
+    const regs = this.#regs;
+    regs.eflags = on ? (regs.eflags | EFLAGS_ZF) >>> 0 : (regs.eflags & ~EFLAGS_ZF) >>> 0;
+  }
+
+  /**
+   * What lar, lsl, verr and verw see: the descriptor if the selector is valid, visible at the
+   * current privilege and of a type the instruction accepts, else null (ZF clear).
+   */
+  #probeDescriptor(sel: number, op: "lar" | "lsl" | "verr" | "verw"): Descriptor | null {
+    if ((sel & 0xfffc) === 0) return null;
+    let desc: Descriptor;
+    try {
+      desc = this.#readDescriptor(sel);
+    } catch (e) {
+      if (e instanceof GuestException) return null;
+      throw e;
+    }
+    const conforming = isCode(desc) && (desc.type & 0x4) !== 0;
+    const visible = conforming || (desc.dpl >= this.state.cpl && desc.dpl >= (sel & 3));
+    if (!visible) return null;
+    if (!desc.codeOrData) {
+      // System descriptors: lar accepts LDTs, TSSs and gates; lsl only those with a limit.
+      if (op === "lar") return [1, 2, 3, 4, 5, 9, 0xb, 0xc].includes(desc.type) ? desc : null;
+      if (op === "lsl") return [1, 2, 3, 9, 0xb].includes(desc.type) ? desc : null;
+      return null;
+    }
+    if (op === "verr") return isReadable(desc) ? desc : null;
+    if (op === "verw") return isWritableData(desc) ? desc : null;
+    return desc;
+  }
+
+  #checkUmip(): void {
+    if ((this.state.cr4 & CR4_UMIP) && this.state.cpl !== 0) {
+      throw new GuestException(VECTOR.GP, 0);
+    }
+  }
+
+  #push16(v: number): void {
+    const esp = (this.#regs.gpr(4) - 2) >>> 0;
+    this.memory.write16(esp, v & 0xffff);
+    this.#regs.setGpr(4, esp);
   }
 
   #emulateMov(d: DecodedInstruction, next: number): Exit {
@@ -639,6 +849,9 @@ export class Emulator {
       if (dst.index === SREG.CS) throw new GuestException(VECTOR.UD, null);
       this.#loadDataSegment(dst.index, sel);
       if (dst.index === SREG.SS) this.state.interruptShadow = true;
+    } else if (src.kind === "sreg") {
+      this.#count(`read ${SREG_NAMES[src.index]}`);
+      this.#writeOperand(d, this.state.selectors[src.index], 2);
     } else if (dst.kind === "cr" || src.kind === "cr") {
       this.#checkCpl0();
       if (dst.kind === "cr") {
@@ -1053,6 +1266,18 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
+const EFLAGS_ZF = 1 << 6;
+const CR4_TSD = 1 << 2;
+const CR4_UMIP = 1 << 11;
+const MSR_TSC_AUX = 0xc0000103;
+const PUSHW_SREG = new Set<number>([
+  Code.Pushw_CS,
+  Code.Pushw_DS,
+  Code.Pushw_ES,
+  Code.Pushw_SS,
+  Code.Pushw_FS,
+  Code.Pushw_GS,
+]);
 
 const KNOWN_MSRS = new Set<number>([
   MSR.TSC,
