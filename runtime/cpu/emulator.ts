@@ -165,6 +165,8 @@ export interface EmulatorOptions {
   cpuModel?: CpuModel;
   /** Rewritten sites, keyed by the address the guest executes them at. */
   patches?: ReadonlyMap<number, PatchSite>;
+  /** Called when the virtual CPL changes (the machine switches host address spaces on it). */
+  onPrivilegeChange?: (cpl: number) => void;
 }
 
 /** The partial emulator of one vCPU. */
@@ -180,6 +182,7 @@ export class Emulator {
   readonly #guestTimeNs: () => number;
   readonly #model: CpuModel;
   readonly #patches: ReadonlyMap<number, PatchSite>;
+  readonly #onPrivilegeChange: (cpl: number) => void;
 
   /**
    * @param state virtual CPU state
@@ -198,6 +201,7 @@ export class Emulator {
     this.#guestTimeNs = options.guestTimeNs ?? (() => 0);
     this.#model = options.cpuModel ?? RING3_CPU;
     this.#patches = options.patches ?? new Map();
+    this.#onPrivilegeChange = options.onPrivilegeChange ?? (() => {});
   }
 
   #count(cause: string): void {
@@ -1088,6 +1092,8 @@ export class Emulator {
     }
     if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
     this.state.tr = selector;
+    this.state.trBase = d.base;
+    this.state.trLimit = d.limit;
     // Mark the TSS busy in the guest's GDT, as ltr does.
     const at = this.state.gdtr.base + (selector & ~7) + 4;
     this.memory.write32(at, this.memory.read32(at) | (0x2 << 8));
@@ -1102,13 +1108,80 @@ export class Emulator {
     const cs = this.memory.read16(esp + 4);
     const eflags = this.memory.read32(esp + 8);
     if (eflags & EFLAGS_VM) this.#unsupported(d, "return to virtual-8086 mode");
-    if ((cs & 3) > state.cpl) {
-      this.#unsupported(d, "iret to an outer privilege level (user mode) is not supported yet");
+    const rpl = cs & 3;
+    if (rpl < state.cpl) throw new GuestException(VECTOR.GP, cs & 0xfffc);
+    if (rpl === state.cpl) {
+      this.#loadCodeSegment(cs, d);
+      this.#setGuestEflags(eflags);
+      regs.setGpr(4, esp + 12);
+      regs.eip = eip;
+      return;
     }
-    this.#loadCodeSegment(cs, d);
-    this.#setGuestEflags(eflags);
-    regs.setGpr(4, esp + 12);
+    // Return to an outer level (SDM IRET, "RETURN-TO-OUTER-PRIVILEGE-LEVEL").
+    const newEsp = this.memory.read32(esp + 12);
+    const ss = this.memory.read16(esp + 16);
+    const code = this.#readDescriptor(cs);
+    const conforming = (code.type & 0x4) !== 0;
+    if (!isCode(code) || (conforming ? code.dpl > rpl : code.dpl !== rpl)) {
+      throw new GuestException(VECTOR.GP, cs & 0xfffc);
+    }
+    if (!code.present) throw new GuestException(VECTOR.NP, cs & 0xfffc);
+    if (code.long || !code.big || !isFlat(code)) {
+      this.#unsupported(d, "return to a code segment that is not flat 32-bit");
+    }
+    const stack = (ss & 0xfffc) === 0 ? null : this.#readDescriptor(ss);
+    if (stack === null || (ss & 3) !== rpl || !isWritableData(stack) || stack.dpl !== rpl) {
+      throw new GuestException(VECTOR.GP, ss & 0xfffc);
+    }
+    if (!stack.present) throw new GuestException(VECTOR.SS, ss & 0xfffc);
+    if (!isFlat(stack)) this.#unsupported(d, "return to a stack segment that is not flat");
+    this.#setGuestEflags(eflags); // at the old CPL, so IF and IOPL may change
+    state.selectors[SREG.CS] = cs;
+    state.selectors[SREG.SS] = ss;
+    this.#setCpl(rpl);
+    // Data segments the new level may not use become null (SDM: "…are loaded with null").
+    for (const sreg of [SREG.ES, SREG.DS, SREG.FS, SREG.GS]) {
+      const sel = state.selectors[sreg];
+      if ((sel & 0xfffc) === 0) continue;
+      let dd: Descriptor | null = null;
+      try {
+        dd = this.#readDescriptor(sel);
+      } catch (e) {
+        if (!(e instanceof GuestException)) throw e;
+      }
+      const dataOrNc = dd !== null && (!isCode(dd) || !(dd.type & 0x4));
+      if (dd === null || (dataOrNc && dd.dpl < rpl)) {
+        state.selectors[sreg] = 0;
+        regs.setHostSelector(sreg, 0);
+      }
+    }
+    regs.setGpr(4, newEsp);
     regs.eip = eip;
+  }
+
+  /** The stack for privilege level `cpl` from the current 32-bit TSS. */
+  #innerStack(cpl: number): { esp: number; ss: number } {
+    const state = this.state;
+    if ((state.tr & 0xfffc) === 0 || state.trLimit < 8 * cpl + 9) {
+      throw new GuestException(VECTOR.TS, state.tr & 0xfffc);
+    }
+    const esp = this.memory.read32(state.trBase + 4 + 8 * cpl);
+    const ss = this.memory.read16(state.trBase + 8 + 8 * cpl);
+    const d = (ss & 0xfffc) === 0 ? null : this.#readDescriptor(ss, VECTOR.TS);
+    if (d === null || (ss & 3) !== cpl || d.dpl !== cpl || !isWritableData(d)) {
+      throw new GuestException(VECTOR.TS, ss & 0xfffc);
+    }
+    if (!d.present) throw new GuestException(VECTOR.SS, ss & 0xfffc);
+    if (!isFlat(d)) {
+      throw new Fatal("unsupported-mode", `TSS stack segment 0x${hex(ss)} is not flat`);
+    }
+    return { esp, ss };
+  }
+
+  #setCpl(cpl: number): void {
+    if (this.state.cpl === cpl) return;
+    this.state.cpl = cpl;
+    this.#onPrivilegeChange(cpl);
   }
 
   // ---- control registers and MSRs ----
@@ -1244,19 +1317,30 @@ export class Emulator {
     if (!isCode(target) || target.dpl > state.cpl) {
       throw new GuestException(VECTOR.GP, gate.selector & 0xfffc);
     }
-    if (target.dpl < state.cpl) {
-      throw new Fatal(
-        "unsupported-mode",
-        `interrupt ${vector} from CPL ${state.cpl} to CPL ${target.dpl} needs a stack switch, ` +
-          `which is not supported yet`,
-      );
-    }
     if (!target.present) throw new GuestException(VECTOR.NP, gate.selector & 0xfffc);
     const flags = this.guestEflags();
-    this.#push32(flags);
-    this.#push32(state.selectors[SREG.CS]);
-    this.#push32(returnEip);
-    if (errorCode !== null) this.#push32(errorCode);
+    const oldCs = state.selectors[SREG.CS];
+    if (target.dpl < state.cpl) {
+      // Inner-level handler: switch to the stack the TSS holds for that level (SDM 6.12.1).
+      const newCpl = target.dpl;
+      const { esp, ss } = this.#innerStack(newCpl);
+      const oldSs = state.selectors[SREG.SS];
+      const oldEsp = regs.gpr(4);
+      regs.setGpr(4, esp);
+      this.#push32(oldSs);
+      this.#push32(oldEsp);
+      this.#push32(flags);
+      this.#push32(oldCs);
+      this.#push32(returnEip);
+      if (errorCode !== null) this.#push32(errorCode);
+      state.selectors[SREG.SS] = ss;
+      this.#setCpl(newCpl);
+    } else {
+      this.#push32(flags);
+      this.#push32(oldCs);
+      this.#push32(returnEip);
+      if (errorCode !== null) this.#push32(errorCode);
+    }
     state.selectors[SREG.CS] = ((gate.selector & 0xfffc) | state.cpl) >>> 0;
     if (gate.type === SYSTEM_TYPE.INTERRUPT_GATE32) state.interruptFlag = false;
     regs.eflags = (regs.eflags & ~(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF)) >>> 0;

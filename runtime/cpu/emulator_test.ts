@@ -196,3 +196,67 @@ Deno.test("a guest int3 that is not a rewritten site is delivered as #BP", () =>
   assert.equal(m.regs.eip, 0x5678);
   assert.equal(m.mem.read32(m.regs.gpr(4)), CODE + 1, "returns after the int3");
 });
+
+Deno.test("iret drops to CPL 3 and int $0x80 comes back up on the TSS ring-0 stack", () => {
+  const m = machine([0xcf]); // iret
+  const g = (i: number, lo: number, hi: number) => {
+    m.dv.setUint32(GDT + i * 8, lo, true);
+    m.dv.setUint32(GDT + i * 8 + 4, hi, true);
+  };
+  g(3, 0x0000ffff, 0x00cffa00); // 0x1b: ring-3 code
+  g(4, 0x0000ffff, 0x00cff200); // 0x23: ring-3 data
+  g(5, 0x50000067, 0x00008900); // 0x28: TSS at 0x5000
+  m.state.gdtr = { base: GDT, limit: 0x2f };
+  m.state.tr = 0x28;
+  m.state.trBase = 0x5000;
+  m.state.trLimit = 0x67;
+  m.dv.setUint32(0x5004, 0x9000, true); // ESP0
+  m.dv.setUint32(0x5008, 0x10, true); // SS0
+  // Gate 0x80: DPL 3 interrupt gate to 0x08:0x2222.
+  m.dv.setUint32(IDT + 0x80 * 8, 0x00082222, true);
+  m.dv.setUint32(IDT + 0x80 * 8 + 4, 0x0000ee00, true);
+  const changes: number[] = [];
+  const emu = new Emulator(m.state, m.mem, { read: () => 0, write: () => {} }, {
+    onPrivilegeChange: (cpl) => changes.push(cpl),
+  });
+  // Frame for iret to user mode: eip, cs, eflags, esp, ss.
+  [0x7000, 0x1b, 0x202, 0x6000, 0x23].forEach((v, i) => m.mem.write32(STACK + 4 * i, v));
+  const si = () => ({ code: SI_KERNEL, addr: 0, addrAbove4G: false });
+  assert.equal(emu.handleFault(m.regs, SEGV, si), Exit.Resume);
+  assert.equal(m.state.cpl, 3);
+  assert.equal(m.regs.eip, 0x7000);
+  assert.equal(m.regs.gpr(4), 0x6000);
+  assert.equal(m.state.interruptFlag, true);
+  assert.equal(m.state.selectors[1], 0x1b);
+  assert.equal(m.state.selectors[3], 0, "kernel DS is not usable at CPL 3, so it is nulled");
+  // int $0x80 from user mode arrives as a syscall stop with eip after the instruction.
+  m.mem.write16(0x7000, 0x80cd);
+  m.regs.eip = 0x7002;
+  assert.equal(emu.handleSyscall(m.regs, 39, false), Exit.Resume);
+  assert.equal(m.state.cpl, 0);
+  assert.equal(m.regs.eip, 0x2222);
+  assert.equal(m.regs.gpr(0), 39);
+  const sp = m.regs.gpr(4);
+  assert.equal(sp, 0x9000 - 20);
+  assert.deepEqual([0, 4, 8, 12, 16].map((o) => m.mem.read32(sp + o)), [
+    0x7002,
+    0x1b,
+    0x202,
+    0x6000,
+    0x23,
+  ]);
+  assert.equal(m.state.interruptFlag, false, "interrupt gate clears IF");
+  assert.deepEqual(changes, [3, 0]);
+  // A user-mode privileged instruction is a #GP, delivered to ring 0 as well.
+  m.mem.write8(0x7100, 0xfa); // cli
+  m.state.cpl = 3;
+  m.state.selectors[2] = 0x23;
+  m.regs.eip = 0x7100;
+  m.regs.setGpr(4, 0x6000);
+  m.dv.setUint32(IDT + 13 * 8, 0x00083333, true);
+  m.dv.setUint32(IDT + 13 * 8 + 4, 0x00008e00, true);
+  assert.equal(emu.handleFault(m.regs, SEGV, si), Exit.Resume);
+  assert.equal(m.regs.eip, 0x3333);
+  assert.equal(m.mem.read32(m.regs.gpr(4)), 0, "#GP error code 0");
+  assert.equal(m.mem.read32(m.regs.gpr(4) + 4), 0x7100, "faulting eip");
+});

@@ -31,6 +31,8 @@ export class VcpuState {
   ldtrBase = 0;
   ldtrLimit = 0;
   tr = 0;
+  trBase = 0;
+  trLimit = 0;
   cr0 = CR0.PE | CR0.ET;
   cr2 = 0;
   cr3 = 0;
@@ -58,6 +60,8 @@ export class VcpuState {
     this.ldtrBase = 0;
     this.ldtrLimit = 0;
     this.tr = 0;
+    this.trBase = 0;
+    this.trLimit = 0;
     this.cr0 = CR0.PE | CR0.ET;
     this.cr2 = 0;
     this.cr3 = 0;
