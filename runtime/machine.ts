@@ -31,6 +31,16 @@ const GUEST_RAM_FD = 3;
 /** Interval of the guest process's CPU-time timer: the clock's tick and the preemption point. */
 const CLOCK_TICK_US = 4000;
 /** Host time the machine runs between looks at its mailbox (input, deadlines, stop). */
+const IDLE_WAIT_MS = 20;
+/** Stops between looks at device timers, besides every clock tick and every idle round. */
+const TIMER_CHECK_STOPS = 32;
+/** siginfo si_code of a single-step SIGTRAP. */
+const TRAP_TRACE = 2;
+
+/** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
+export interface InterruptController {
+  acknowledge(): number;
+}
 const SLICE_MS = 5;
 const COM1 = 0x3f8;
 const DEBUG_EXIT_PORT = 0xf4;
@@ -67,6 +77,18 @@ export class Machine {
     return { code: s.code, addr: s.addrLow, addrAbove4G: s.addrHigh !== 0 };
   };
   readonly #runTimeoutId = -1;
+  /** The CPU's INTR pin, driven by the interrupt controller. */
+  readonly #intr = new IrqLine("cpu-intr");
+  #interruptController: InterruptController | null = null;
+  #interruptsDelivered = 0;
+  /** Resume with a single step next (an interrupt waits for the sti shadow to end). */
+  #stepping = false;
+  #shadowEip = -1;
+  #stopsSinceTimerCheck = 0;
+  /** The scenario waits for the end of the run (vm.exit()). */
+  #scenarioWaiting = false;
+  /** Scenario deadlines pending: while any is, the scenario is blocked on guest time. */
+  readonly #scenarioDeadlines = new Set<number>();
 
   private constructor(
     readonly config: MachineConfig,
@@ -167,9 +189,14 @@ export class Machine {
         return;
       case "deadline":
         this.clock.addDeadline(m.id, m.afterNs);
+        this.#scenarioDeadlines.add(m.id);
         return;
       case "cancel-deadline":
         this.clock.cancel(m.id);
+        this.#scenarioDeadlines.delete(m.id);
+        return;
+      case "waiting":
+        this.#scenarioWaiting = true;
         return;
       case "stop":
         this.#stopReason ??= m.reason;
@@ -232,11 +259,24 @@ export class Machine {
 
   #step(): void {
     const proc = this.#proc;
+    const state = this.state;
     if (this.#pendingInput.length > 0) this.#pumpInput();
-    const kind = proc.run();
+    const stepping = this.#stepping;
+    this.#stepping = false;
+    const kind = stepping ? proc.step() : proc.run();
+    // At least one guest instruction ran (or is the one that trapped now, which is emulated
+    // before any delivery), so the one-instruction shadow of sti or mov ss is over. An
+    // asynchronous stop can land before that instruction: keep the shadow then.
+    if (state.interruptShadow) {
+      const async = kind === StopKind.Signal || kind === StopKind.Interrupted;
+      if (!async || proc.loadRegs().eip !== this.#shadowEip) state.interruptShadow = false;
+    }
     let exit: Exit = Exit.Resume;
     switch (kind) {
       case StopKind.Fault:
+        if (stepping && proc.stop.signal === SIG.TRAP && proc.loadSigInfo().code === TRAP_TRACE) {
+          break; // the single step we asked for: nothing to emulate
+        }
         exit = this.#emu.handleFault(proc.regs, proc.stop.signal, this.#siginfo);
         break;
       case StopKind.Syscall:
@@ -249,6 +289,7 @@ export class Machine {
       case StopKind.Signal:
         if (proc.stop.signal === SIG.PROF) {
           this.#clockTicks++;
+          this.#runTimers();
           this.#checkDeadlines();
         }
         break;
@@ -267,7 +308,35 @@ export class Machine {
     }
     if (this.#exitCode !== null) {
       this.#finish({ outcome: "exit", exitCode: this.#exitCode, stats: this.#stats() });
-    } else if (exit === Exit.Fatal) {
+      return;
+    }
+    if (exit === Exit.Fatal) {
+      const f = this.#emu.fatal!;
+      this.#fail(f.kind, f.message, f.instruction);
+      return;
+    }
+    if (state.interruptShadow) this.#shadowEip = proc.loadRegs().eip;
+    if (++this.#stopsSinceTimerCheck >= TIMER_CHECK_STOPS) this.#runTimers();
+    this.#deliverInterrupt();
+  }
+
+  #runTimers(): void {
+    this.#stopsSinceTimerCheck = 0;
+    if (this.clock.timerDue()) this.clock.runDueTimers();
+  }
+
+  /** Delivers the interrupt controller's pending interrupt if the virtual CPU accepts it now. */
+  #deliverInterrupt(): void {
+    const controller = this.#interruptController;
+    if (controller === null || !this.#intr.level || !this.state.interruptFlag) return;
+    if (this.state.interruptShadow) {
+      // Come back after exactly one more instruction, when the shadow is over.
+      this.#stepping = true;
+      return;
+    }
+    const vector = controller.acknowledge();
+    this.#interruptsDelivered++;
+    if (this.#emu.deliverExternal(this.#proc.loadRegs(), vector) === Exit.Fatal) {
       const f = this.#emu.fatal!;
       this.#fail(f.kind, f.message, f.instruction);
     }
@@ -288,14 +357,17 @@ export class Machine {
         );
         return;
       }
+      this.#scenarioDeadlines.delete(id);
       this.hooks.deadline(id, this.clock.now());
     }
   }
 
+  /**
+   * One round of waiting in hlt. Input may raise an interrupt; otherwise guest time jumps to
+   * the next event — a device timer, or a scenario deadline while the scenario is blocked on
+   * one — and when nothing at all is due, the thread waits for the scenario in host time.
+   */
   #idle(): void {
-    // Nothing can raise an interrupt yet (no interrupt controller on this machine), so a halted
-    // guest stays halted: with IF=0 that is final; otherwise let guest time run to the next
-    // deadline, which either wakes a waiting scenario or ends the run.
     if (!this.state.interruptFlag) {
       this.#fail(
         "halted",
@@ -303,8 +375,21 @@ export class Machine {
       );
       return;
     }
-    this.clock.skipToNextDeadline();
-    this.#checkDeadlines();
+    if (this.#pendingInput.length > 0) this.#pumpInput();
+    this.#runTimers();
+    this.#deliverInterrupt();
+    if (!this.state.halted || this.#result !== null) return;
+    const blocked = this.#scenarioWaiting || this.#scenarioDeadlines.size > 0;
+    const next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
+    if (next !== null) {
+      this.clock.skipTo(next);
+      this.#runTimers();
+      this.#checkDeadlines();
+      this.#deliverInterrupt();
+      return;
+    }
+    this.#flushConsole();
+    this.mailbox.wait(IDLE_WAIT_MS);
   }
 
   #stats(): RunStats {
@@ -312,6 +397,7 @@ export class Machine {
       resumes: this.#proc.resumes,
       trapsByCause: Object.fromEntries(this.#emu.trapCounts),
       clockTicks: this.#clockTicks,
+      interrupts: this.#interruptsDelivered,
       guestNs: this.clock.now(),
       hostMs: performance.now() - this.#startMs,
     };

@@ -37,7 +37,9 @@ export type ToMachine =
   | { type: "input"; bytes: Uint8Array }
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }
-  | { type: "stop"; reason: string };
+  | { type: "stop"; reason: string }
+  /** The scenario now waits for the run to end: idle guest time may run to the limit. */
+  | { type: "waiting" };
 
 /** Machine Worker → scenario thread. */
 export type FromMachine =

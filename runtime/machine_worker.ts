@@ -24,7 +24,7 @@ function failBeforeBoot(kind: FailureKind, message: string): void {
   const result: RunResult = {
     outcome: "failure",
     failure: { kind, message, lastConsoleLines: [], guestNs: 0 },
-    stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, guestNs: 0, hostMs: 0 },
+    stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, interrupts: 0, guestNs: 0, hostMs: 0 },
   };
   post({ type: "ended", result });
   self.close();

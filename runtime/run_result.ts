@@ -45,6 +45,8 @@ export interface RunStats {
   trapsByCause: Record<string, number>;
   /** Virtual clock ticks (host SIGPROF stops). */
   clockTicks: number;
+  /** External interrupts delivered to the guest. */
+  interrupts: number;
   /** Guest time at the end, nanoseconds. */
   guestNs: number;
   /** Host wall time from boot to end, milliseconds. */

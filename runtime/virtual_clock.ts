@@ -4,19 +4,31 @@
  * jumps ahead when the guest idles: a slow or loaded host makes a run slower, not different.
  * See docs/design/2026-11-21-virtual-clock.md.
  *
+ * Two kinds of events wait on it: device timers (a PIT period, an APIC one-shot) and scenario
+ * deadlines (an expect's timeout, the run's limit), which the machine reports outward.
+ *
  * @module
  */
+import type { DeviceClock } from "./devices/device_clock.ts";
 
-/** A one-shot deadline on the guest timeline. */
 interface Deadline {
   id: number;
   at: number;
 }
 
-/** The virtual clock of one machine, with the deadlines waiting on it. */
-export class VirtualClock {
+interface Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  live: boolean;
+}
+
+/** The virtual clock of one machine, with the deadlines and timers waiting on it. */
+export class VirtualClock implements DeviceClock {
   #idleNs = 0;
   #deadlines: Deadline[] = [];
+  #timers: Timer[] = [];
+  #seq = 0;
 
   /**
    * @param cpuTimeNs reads the guest process's CPU time in nanoseconds
@@ -29,7 +41,7 @@ export class VirtualClock {
   }
 
   /**
-   * Adds a deadline `afterNs` from now.
+   * Adds a scenario deadline `afterNs` from now.
    *
    * @param id caller's identifier, returned by {@link due}
    * @param afterNs guest nanoseconds from now
@@ -59,15 +71,71 @@ export class VirtualClock {
     return fired;
   }
 
+  /** Device timer: calls `fn` once guest time reaches `atNs`. */
+  schedule(atNs: number, fn: () => void): () => void {
+    const t: Timer = { at: atNs, seq: this.#seq++, fn, live: true };
+    this.#timers.push(t);
+    this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    return () => {
+      t.live = false;
+    };
+  }
+
+  /** Whether a device timer is due (cheap enough to call often: one clock read if any exist). */
+  timerDue(): boolean {
+    this.#dropDead();
+    return this.#timers.length > 0 && this.#timers[0].at <= this.now();
+  }
+
   /**
-   * The guest is idle with nothing to wake it before the next deadline: move time there.
+   * Runs the device timers that are due, in time order.
    *
-   * @returns whether there was a deadline to jump to
+   * @returns how many ran
    */
-  skipToNextDeadline(): boolean {
-    if (this.#deadlines.length === 0) return false;
-    const gap = this.#deadlines[0].at - this.now();
+  runDueTimers(): number {
+    let ran = 0;
+    const now = this.now();
+    for (;;) {
+      this.#dropDead();
+      const t = this.#timers[0];
+      if (t === undefined || t.at > now) return ran;
+      this.#timers.shift();
+      t.live = false;
+      t.fn();
+      ran++;
+    }
+  }
+
+  #dropDead(): void {
+    while (this.#timers.length > 0 && !this.#timers[0].live) this.#timers.shift();
+  }
+
+  /**
+   * The guest time of the next event: the first device timer, or a scenario deadline. The
+   * deadline with id `excludeId` (the run's limit) counts only when `includeExcluded` is set.
+   *
+   * @returns guest nanoseconds, or null when nothing waits
+   */
+  nextEventAt(excludeId: number, includeExcluded: boolean): number | null {
+    this.#dropDead();
+    let next: number | null = this.#timers[0]?.at ?? null;
+    for (const d of this.#deadlines) {
+      if (d.id === excludeId && !includeExcluded) continue;
+      if (next === null || d.at < next) next = d.at;
+      break;
+    }
+    const limit = this.#deadlines.find((d) => d.id === excludeId);
+    if (includeExcluded && limit && (next === null || limit.at < next)) next = limit.at;
+    return next;
+  }
+
+  /**
+   * The guest is idle until `atNs`: move time there (never backwards).
+   *
+   * @param atNs guest nanoseconds
+   */
+  skipTo(atNs: number): void {
+    const gap = atNs - this.now();
     if (gap > 0) this.#idleNs += gap;
-    return true;
   }
 }

@@ -233,7 +233,14 @@ export class Vm {
         resolve({
           outcome: "failure",
           failure,
-          stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, guestNs: 0, hostMs: 0 },
+          stats: {
+            resumes: 0,
+            trapsByCause: {},
+            clockTicks: 0,
+            interrupts: 0,
+            guestNs: 0,
+            hostMs: 0,
+          },
         });
       };
     });
@@ -294,6 +301,7 @@ export class Vm {
 
   /** How the run ended; resolves when it does. */
   result(): Promise<RunResult> {
+    this.#post({ type: "waiting" });
     return this.#result;
   }
 
@@ -304,6 +312,7 @@ export class Vm {
    * @throws {GuestFailureError} when the run ended any other way
    */
   async exit(): Promise<number> {
+    this.#post({ type: "waiting" });
     const r = await this.#result;
     if (r.outcome === "exit") return r.exitCode;
     throw new GuestFailureError(r.failure);

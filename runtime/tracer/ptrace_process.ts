@@ -214,13 +214,26 @@ export class PtraceProcess {
    * guest process has no handlers, and every fault is the emulator's business.
    */
   run(): StopKind {
+    return this.#resume(PTRACE.SYSEMU);
+  }
+
+  /**
+   * Like {@link run}, but stops again after one guest instruction (a SIGTRAP Fault stop with
+   * si_code TRAP_TRACE) unless that instruction traps first. Used to deliver an interrupt that
+   * became deliverable at sti, which holds interrupts off for exactly one instruction.
+   */
+  step(): StopKind {
+    return this.#resume(PTRACE.SYSEMU_SINGLESTEP);
+  }
+
+  #resume(request: number): StopKind {
     const { libc, pid, stop } = this;
     if (this.#gone) return stop.kind = StopKind.Gone;
     if (this.regs.dirty) this.#setRegs();
     this.#regsLoaded = false;
     this.resumes++;
     // ESRCH here means the process died under us; waitpid below tells how.
-    libc.ptrace_int(PTRACE.SYSEMU, pid, 0n, 0n);
+    libc.ptrace_int(request, pid, 0n, 0n);
     return this.#wait();
   }
 
