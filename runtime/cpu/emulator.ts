@@ -31,6 +31,7 @@ import {
 import {
   type CpuRegisters,
   GuestMemoryError,
+  GuestPageFault,
   type LinearMemory,
   type PortIo,
 } from "./interfaces.ts";
@@ -283,7 +284,29 @@ export class Emulator {
     }
   }
 
-  #fail(e: unknown): Exit {
+  /** A page fault from an emulator access becomes the guest's #PF, with CR2 set. */
+  #asGuestException(e: unknown): unknown {
+    if (!(e instanceof GuestPageFault)) return e;
+    this.state.cr2 = e.linear;
+    return new GuestException(VECTOR.PF, e.errorCode);
+  }
+
+  /** Runs `fn` with memory accesses checked as supervisor accesses. */
+  #supervisor<T>(fn: () => T): T {
+    return this.memory.supervisor ? this.memory.supervisor(fn) : fn();
+  }
+
+  #fail(e0: unknown): Exit {
+    const e = this.#asGuestException(e0);
+    if (e instanceof GuestException) {
+      // A fault outside any instruction's emulation (fetching the instruction itself).
+      try {
+        this.#raise(e.vector, e.errorCode, this.#regs.eip, false);
+        return Exit.Resume;
+      } catch (e2) {
+        return this.#fail(e2);
+      }
+    }
     if (e instanceof Fatal) {
       this.fatal = e;
       return Exit.Fatal;
@@ -438,7 +461,8 @@ export class Emulator {
   #emulateDecoded(d: DecodedInstruction, eip: number): Exit {
     try {
       return this.#emulate(d, eip);
-    } catch (e) {
+    } catch (e0) {
+      const e = this.#asGuestException(e0);
       if (e instanceof GuestException) {
         this.#raise(e.vector, e.errorCode, eip, false);
         return Exit.Resume;
@@ -1004,7 +1028,9 @@ export class Emulator {
     if ((local && this.state.ldtr === 0) || index + 7 > limit) {
       throw new GuestException(errorVector, selector & 0xfffc);
     }
-    return decodeDescriptor(this.memory.read32(base + index), this.memory.read32(base + index + 4));
+    return this.#supervisor(() =>
+      decodeDescriptor(this.memory.read32(base + index), this.memory.read32(base + index + 4))
+    );
   }
 
   #loadDataSegment(sreg: number, selector: number): void {
@@ -1096,7 +1122,7 @@ export class Emulator {
     this.state.trLimit = d.limit;
     // Mark the TSS busy in the guest's GDT, as ltr does.
     const at = this.state.gdtr.base + (selector & ~7) + 4;
-    this.memory.write32(at, this.memory.read32(at) | (0x2 << 8));
+    this.#supervisor(() => this.memory.write32(at, this.memory.read32(at) | (0x2 << 8)));
   }
 
   #iret(d: DecodedInstruction): void {
@@ -1165,8 +1191,8 @@ export class Emulator {
     if ((state.tr & 0xfffc) === 0 || state.trLimit < 8 * cpl + 9) {
       throw new GuestException(VECTOR.TS, state.tr & 0xfffc);
     }
-    const esp = this.memory.read32(state.trBase + 4 + 8 * cpl);
-    const ss = this.memory.read16(state.trBase + 8 + 8 * cpl);
+    const esp = this.#supervisor(() => this.memory.read32(state.trBase + 4 + 8 * cpl));
+    const ss = this.#supervisor(() => this.memory.read16(state.trBase + 8 + 8 * cpl));
     const d = (ss & 0xfffc) === 0 ? null : this.#readDescriptor(ss, VECTOR.TS);
     if (d === null || (ss & 3) !== cpl || d.dpl !== cpl || !isWritableData(d)) {
       throw new GuestException(VECTOR.TS, ss & 0xfffc);
@@ -1261,7 +1287,8 @@ export class Emulator {
       try {
         this.#deliver(v, err, returnEip, soft);
         return;
-      } catch (e) {
+      } catch (e0) {
+        const e = this.#asGuestException(e0);
         if (!(e instanceof GuestException)) {
           if (e instanceof GuestMemoryError) {
             throw new Fatal(
@@ -1301,9 +1328,11 @@ export class Emulator {
     const idt = state.idtr;
     const gateErr = vector * 8 + 2 + (software ? 0 : 1);
     if (vector * 8 + 7 > idt.limit) throw new GuestException(VECTOR.GP, gateErr);
-    const gate = decodeGate(
-      this.memory.read32(idt.base + vector * 8),
-      this.memory.read32(idt.base + vector * 8 + 4),
+    const gate = this.#supervisor(() =>
+      decodeGate(
+        this.memory.read32(idt.base + vector * 8),
+        this.memory.read32(idt.base + vector * 8 + 4),
+      )
     );
     if (gate.type === SYSTEM_TYPE.TASK_GATE) {
       throw new Fatal("unsupported-mode", `task gate in IDT vector ${vector} is not supported`);
@@ -1326,7 +1355,10 @@ export class Emulator {
       const { esp, ss } = this.#innerStack(newCpl);
       const oldSs = state.selectors[SREG.SS];
       const oldEsp = regs.gpr(4);
+      const oldCpl = state.cpl;
       regs.setGpr(4, esp);
+      // The frame goes on the inner stack with the inner level's rights.
+      state.cpl = newCpl;
       this.#push32(oldSs);
       this.#push32(oldEsp);
       this.#push32(flags);
@@ -1334,6 +1366,7 @@ export class Emulator {
       this.#push32(returnEip);
       if (errorCode !== null) this.#push32(errorCode);
       state.selectors[SREG.SS] = ss;
+      state.cpl = oldCpl;
       this.#setCpl(newCpl);
     } else {
       this.#push32(flags);

@@ -34,6 +34,18 @@ export class GuestMemoryError extends Error {
   }
 }
 
+/** A guest page fault raised by an emulator access: delivered to the guest as #PF. */
+export class GuestPageFault extends Error {
+  override name = "GuestPageFault";
+  /**
+   * @param linear the faulting linear address (CR2)
+   * @param errorCode the #PF error code
+   */
+  constructor(readonly linear: number, readonly errorCode: number) {
+    super(`page fault at 0x${linear.toString(16)} (error 0x${errorCode.toString(16)})`);
+  }
+}
+
 /** Guest memory as the emulator addresses it (linear addresses; paging is applied inside). */
 export interface LinearMemory {
   read8(addr: number): number;
@@ -44,6 +56,11 @@ export interface LinearMemory {
   write32(addr: number, value: number): void;
   /** Copies `length` bytes at `addr` into `into` (for instruction fetch). Returns bytes copied. */
   fetch(addr: number, into: Uint8Array): number;
+  /**
+   * Runs `fn` with its accesses checked as supervisor accesses (descriptor tables, TSS, the
+   * ring-0 stack during delivery). Memory without protection just runs `fn`.
+   */
+  supervisor?<T>(fn: () => T): T;
 }
 
 /** Port I/O as the emulator performs it. */
