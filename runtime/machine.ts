@@ -8,10 +8,14 @@
 import { type LibcSymbols, openLibc } from "./host/libc.ts";
 import { createSharedMemory, type SharedMemory } from "./host/memfd.ts";
 import { HostError } from "./host/host_error.ts";
-import { HOST_SELECTOR, MMAP, REG, SIG, SYSCALL } from "./host/layouts.ts";
+import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "./host/layouts.ts";
 import { PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
 import { STUB } from "./tracer/stub_image.ts";
 import { PhysicalMemory } from "./memory/physical_memory.ts";
+import { PagedMemory } from "./memory/paged_memory.ts";
+import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
+import { PF_ERROR } from "./memory/page_walk.ts";
+import { CR0 } from "./cpu/x86.ts";
 import { Emulator, Exit } from "./cpu/emulator.ts";
 import { VcpuState } from "./cpu/vcpu_state.ts";
 import { IoBus } from "./devices/io_bus.ts";
@@ -36,6 +40,7 @@ const IDLE_WAIT_MS = 20;
 const TIMER_CHECK_STOPS = 32;
 /** siginfo si_code of a single-step SIGTRAP. */
 const TRAP_TRACE = 2;
+const CR4_PSE = 1 << 4;
 
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
@@ -61,7 +66,20 @@ export class Machine {
   readonly clock: VirtualClock;
   readonly #libc: LibcSymbols;
   readonly #ram: SharedMemory;
-  readonly #proc: PtraceProcess;
+  /** The host process that runs guest kernel mode (and everything while paging is off). */
+  readonly #kernelProc: PtraceProcess;
+  /** With paging on, guest user mode runs here, where only U/S=1 pages are ever mapped. */
+  #userProc: PtraceProcess | null = null;
+  /** The process running the vCPU now. */
+  #proc: PtraceProcess;
+  readonly #physical: PhysicalMemory;
+  readonly #kernelSpace: ShadowSpace;
+  #userSpace: ShadowSpace | null = null;
+  /** The paging state the host mappings currently mirror. */
+  #pagingMirrored = false;
+  #pendingFlush: number | null | undefined = undefined;
+  #pageFaultsMapped = 0;
+  #contextSwitches = 0;
   readonly #emu: Emulator;
   readonly #uart: Uart16550;
   readonly #tail = new ConsoleTail();
@@ -103,9 +121,25 @@ export class Machine {
   ) {
     this.#libc = libc;
     this.#ram = ram;
+    this.#kernelProc = proc;
     this.#proc = proc;
-    this.clock = new VirtualClock(() => proc.cpuTimeNs());
-    const memory = new PhysicalMemory(ram.bytes);
+    this.clock = new VirtualClock(() =>
+      proc.cpuTimeNs() + (this.#userProc === null ? 0 : this.#userProc.cpuTimeNs())
+    );
+    const physical = new PhysicalMemory(ram.bytes);
+    this.#physical = physical;
+    this.#kernelSpace = new ShadowSpace(processMapper(proc), false);
+    const state = this.state;
+    const memory = new PagedMemory(
+      physical,
+      () => ({
+        enabled: (state.cr0 & CR0.PG) !== 0,
+        cr3: state.cr3,
+        writeProtect: (state.cr0 & CR0.WP) !== 0,
+        pse: (state.cr4 & CR4_PSE) !== 0,
+      }),
+      () => state.cpl === 3,
+    );
     const bus = new IoBus({ log: (m) => hooks.log(m) });
     this.#uart = new Uart16550({
       name: "com1",
@@ -121,6 +155,11 @@ export class Machine {
     this.#emu = new Emulator(this.state, memory, bus, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
+      paging: true,
+      onTranslationChange: (linear) => {
+        // Applied after the instruction's emulation, like the context switch below.
+        this.#pendingFlush = this.#pendingFlush === undefined ? linear : null;
+      },
     });
     this.state.resetForMultiboot();
     const r = proc.regs;
@@ -277,6 +316,17 @@ export class Machine {
         if (stepping && proc.stop.signal === SIG.TRAP && proc.loadSigInfo().code === TRAP_TRACE) {
           break; // the single step we asked for: nothing to emulate
         }
+        if (this.#pagingMirrored && proc.stop.signal === SIG.SEGV) {
+          const si = proc.loadSigInfo();
+          if (si.code !== SI_CODE.KERNEL) {
+            exit = this.#shadowFault(
+              si.addrLow,
+              si.addrHigh !== 0,
+              si.code === SI_CODE.SEGV_ACCERR,
+            );
+            break;
+          }
+        }
         exit = this.#emu.handleFault(proc.regs, proc.stop.signal, this.#siginfo);
         break;
       case StopKind.Syscall:
@@ -315,7 +365,8 @@ export class Machine {
       this.#fail(f.kind, f.message, f.instruction);
       return;
     }
-    if (state.interruptShadow) this.#shadowEip = proc.loadRegs().eip;
+    this.#applyPendingChanges();
+    if (state.interruptShadow) this.#shadowEip = this.#proc.loadRegs().eip;
     if (++this.#stopsSinceTimerCheck >= TIMER_CHECK_STOPS) this.#runTimers();
     this.#deliverInterrupt();
   }
@@ -340,6 +391,104 @@ export class Machine {
       const f = this.#emu.fatal!;
       this.#fail(f.kind, f.message, f.instruction);
     }
+    this.#applyPendingChanges();
+  }
+
+  /**
+   * A host fault on an address with paging on: map the page if the guest's tables allow the
+   * access, else deliver the guest's own #PF.
+   */
+  #shadowFault(addr: number, above4G: boolean, onMapped: boolean): Exit {
+    const regs = this.#proc.regs;
+    if (above4G) {
+      this.#fail(
+        "unmapped-memory",
+        `guest touched a host address above 4 GiB at eip 0x${regs.eip.toString(16)}`,
+      );
+      return Exit.Fatal;
+    }
+    const space = this.#activeSpace();
+    // A fault on a page we mapped read-only can only be a write.
+    const write = onMapped && space.mappedReadOnly(addr);
+    const r = space.fill(this.#physical, this.#pagingControls(), addr, write);
+    if (r.kind === "mapped") {
+      this.#pageFaultsMapped++;
+      return Exit.Resume;
+    }
+    if (r.kind === "outside-ram") {
+      this.#fail(
+        "unmapped-memory",
+        `guest linear 0x${addr.toString(16)} maps to physical 0x${r.physical.toString(16)}, ` +
+          `which is not backed by RAM or a device`,
+      );
+      return Exit.Fatal;
+    }
+    const w = write || this.#emu.writesMemoryAt(regs.eip) ? PF_ERROR.W : 0;
+    return this.#emu.raisePageFault(regs, addr, r.errorCode | w);
+  }
+
+  #pagingControls() {
+    const s = this.state;
+    return {
+      cr3: s.cr3,
+      writeProtect: (s.cr0 & CR0.WP) !== 0,
+      pse: (s.cr4 & CR4_PSE) !== 0,
+    };
+  }
+
+  #activeSpace(): ShadowSpace {
+    return this.#proc === this.#kernelProc ? this.#kernelSpace : this.#userSpace!;
+  }
+
+  /**
+   * After an instruction or a delivery: mirror paging changes into host mappings and move the
+   * vCPU to the host process for its privilege level. Deferred to here because the emulator
+   * is still writing the registers of the process it started with.
+   */
+  #applyPendingChanges(): void {
+    const paging = (this.state.cr0 & CR0.PG) !== 0;
+    if (paging !== this.#pagingMirrored) {
+      this.#kernelSpace.flushAll();
+      this.#userSpace?.flushAll();
+      if (paging) {
+        // The identity map of RAM used while paging was off goes; pages come back on demand.
+        this.#kernelProc.inject(SYSCALL.munmap, 0, this.#ram.size);
+      } else {
+        mapRam(this.#kernelProc, this.#ram.size);
+      }
+      this.#pagingMirrored = paging;
+      this.#pendingFlush = undefined;
+    } else if (this.#pendingFlush !== undefined && paging) {
+      if (this.#pendingFlush === null) {
+        this.#kernelSpace.flushAll();
+        this.#userSpace?.flushAll();
+      } else {
+        this.#kernelSpace.flushPage(this.#pendingFlush);
+        this.#userSpace?.flushPage(this.#pendingFlush);
+      }
+    }
+    this.#pendingFlush = undefined;
+    const want = paging && this.state.cpl === 3 ? this.#ensureUserProc() : this.#kernelProc;
+    if (want !== this.#proc) {
+      const from = this.#proc;
+      want.regs.copyFrom(from.loadRegs());
+      from.transferFpuTo(want);
+      this.#proc = want;
+      this.#contextSwitches++;
+    }
+  }
+
+  #ensureUserProc(): PtraceProcess {
+    if (this.#userProc === null) {
+      const p = PtraceProcess.spawn(this.#libc, {
+        fds: [[this.#ram.fd, GUEST_RAM_FD]],
+        cpu: this.config.cpu,
+      });
+      startClockTimer(p);
+      this.#userProc = p;
+      this.#userSpace = new ShadowSpace(processMapper(p), true);
+    }
+    return this.#userProc;
   }
 
   #checkDeadlines(): void {
@@ -398,6 +547,8 @@ export class Machine {
       trapsByCause: Object.fromEntries(this.#emu.trapCounts),
       clockTicks: this.#clockTicks,
       interrupts: this.#interruptsDelivered,
+      shadowPageFills: this.#pageFaultsMapped,
+      privilegeSwitches: this.#contextSwitches,
       guestNs: this.clock.now(),
       hostMs: performance.now() - this.#startMs,
     };
@@ -424,7 +575,8 @@ export class Machine {
   }
 
   #shutdown(): void {
-    this.#proc.kill();
+    this.#kernelProc.kill();
+    this.#userProc?.kill();
     this.#ram.close();
     void this.#libc;
   }
@@ -460,6 +612,35 @@ function readMmapMinAddr(): number {
   } catch {
     return 65536;
   }
+}
+
+/** Host mapping calls for a shadow space, run inside the guest process as injected syscalls. */
+function processMapper(proc: PtraceProcess): HostMapper {
+  const check = (r: bigint, what: string) => {
+    if (r < 0n) throw new HostError(`${what} (in guest process)`, Number(-r), "shadow mapping");
+  };
+  return {
+    map(linear, length, prot, physical) {
+      check(
+        proc.inject(
+          SYSCALL.mmap,
+          linear,
+          length,
+          prot,
+          MMAP.MAP_SHARED | MMAP.MAP_FIXED,
+          GUEST_RAM_FD,
+          physical,
+        ),
+        "mmap",
+      );
+    },
+    protect(linear, length, prot) {
+      check(proc.inject(SYSCALL.mprotect, linear, length, prot), "mprotect");
+    },
+    unmap(linear, length) {
+      check(proc.inject(SYSCALL.munmap, linear, length), "munmap");
+    },
+  };
 }
 
 /** Arms ITIMER_PROF in the guest process: it preempts a looping guest and ticks the clock. */

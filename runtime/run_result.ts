@@ -47,6 +47,10 @@ export interface RunStats {
   clockTicks: number;
   /** External interrupts delivered to the guest. */
   interrupts: number;
+  /** Host faults that became shadow mappings of guest pages. */
+  shadowPageFills?: number;
+  /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
+  privilegeSwitches?: number;
   /** Guest time at the end, nanoseconds. */
   guestNs: number;
   /** Host wall time from boot to end, milliseconds. */

@@ -9,7 +9,17 @@
  */
 import iced from "iced-x86";
 
-const { Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic, OpKind, Register } = iced;
+const {
+  Decoder,
+  DecoderOptions,
+  Formatter,
+  FormatterSyntax,
+  InstructionInfoFactory,
+  Mnemonic,
+  OpAccess,
+  OpKind,
+  Register,
+} = iced;
 
 /** iced-x86's enums, re-exported for the emulator's dispatch. */
 export { Mnemonic, OpKind, Register };
@@ -38,6 +48,8 @@ export interface DecodedInstruction {
   farSelector: number;
   farOffset: number;
   hasRep: boolean;
+  /** Whether the instruction writes memory (a stack push counts): for #PF error codes. */
+  writesMemory: boolean;
   /** 16, 32 or 64: the bitness it was decoded in. */
   bitness: number;
   /** AT&T syntax, as objdump prints it. */
@@ -71,6 +83,7 @@ export class InstructionDecoder {
   readonly #cache = new Map<number, DecodedInstruction>();
   readonly #window = new Uint8Array(MAX_INSTRUCTION_LENGTH);
   readonly #formatter = new Formatter(FormatterSyntax.Gas);
+  readonly #info = new InstructionInfoFactory();
   /** Cache misses (decodes done). */
   misses = 0;
 
@@ -128,6 +141,17 @@ export class InstructionDecoder {
           else if (k === OpKind.Immediate8to32) immediate = ins.immediate8to32 >>> 0;
         }
         const isFar = op0Kind === OpKind.FarBranch32 || op0Kind === OpKind.FarBranch16;
+        let writesMemory = false;
+        const info = this.#info.info(ins);
+        for (const m of info.usedMemory()) {
+          const a = m.access;
+          if (
+            a === OpAccess.Write || a === OpAccess.CondWrite || a === OpAccess.ReadWrite ||
+            a === OpAccess.ReadCondWrite
+          ) writesMemory = true;
+          m.free();
+        }
+        info.free();
         return {
           bytes: bytes.slice(0, ins.length),
           length: ins.length,
@@ -149,6 +173,7 @@ export class InstructionDecoder {
             ? (op0Kind === OpKind.FarBranch32 ? ins.farBranch32 : ins.farBranch16)
             : 0,
           hasRep: ins.hasRepPrefix || ins.hasRepePrefix,
+          writesMemory,
           bitness,
           text: this.#formatter.format(ins),
         };

@@ -168,6 +168,17 @@ export interface EmulatorOptions {
   patches?: ReadonlyMap<number, PatchSite>;
   /** Called when the virtual CPL changes (the machine switches host address spaces on it). */
   onPrivilegeChange?: (cpl: number) => void;
+  /**
+   * Whether the machine mirrors guest paging (CR0.PG) into host mappings. Without it, enabling
+   * paging ends the run as unsupported.
+   */
+  paging?: boolean;
+  /**
+   * Called when guest translations may have changed: CR3 or paging control bits written (drop
+   * all shadow mappings), or invlpg (drop one page). The TLB contract: the guest must do one of
+   * these after changing a page-table entry, and ring3's shadow mappings rely on it.
+   */
+  onTranslationChange?: (linear: number | null) => void;
 }
 
 /** The partial emulator of one vCPU. */
@@ -184,6 +195,8 @@ export class Emulator {
   readonly #model: CpuModel;
   readonly #patches: ReadonlyMap<number, PatchSite>;
   readonly #onPrivilegeChange: (cpl: number) => void;
+  readonly #paging: boolean;
+  readonly #onTranslationChange: (linear: number | null) => void;
 
   /**
    * @param state virtual CPU state
@@ -203,6 +216,8 @@ export class Emulator {
     this.#model = options.cpuModel ?? RING3_CPU;
     this.#patches = options.patches ?? new Map();
     this.#onPrivilegeChange = options.onPrivilegeChange ?? (() => {});
+    this.#paging = options.paging ?? false;
+    this.#onTranslationChange = options.onTranslationChange ?? (() => {});
   }
 
   #count(cause: string): void {
@@ -262,6 +277,39 @@ export class Emulator {
     } catch (e) {
       return this.#fail(e);
     }
+  }
+
+  /**
+   * Delivers a page fault the machine found while mirroring guest page tables (a host fault
+   * on an address the guest's tables do not allow).
+   *
+   * @param regs guest registers
+   * @param linear faulting linear address (CR2)
+   * @param errorCode #PF error code
+   * @returns what to do next
+   */
+  raisePageFault(regs: CpuRegisters & HostSegments, linear: number, errorCode: number): Exit {
+    this.#regs = regs;
+    this.fatal = null;
+    try {
+      this.#count("#PF");
+      this.state.cr2 = linear >>> 0;
+      this.#raise(VECTOR.PF, errorCode, regs.eip, false);
+      return Exit.Resume;
+    } catch (e) {
+      return this.#fail(e);
+    }
+  }
+
+  /**
+   * Whether the instruction at `eip` writes memory (ptrace does not say whether a host page
+   * fault was a read or a write).
+   *
+   * @param eip instruction address
+   * @returns true for a write, false for a read or when it cannot be decoded
+   */
+  writesMemoryAt(eip: number): boolean {
+    return this.#tryDecode(eip)?.writesMemory ?? false;
   }
 
   /**
@@ -661,9 +709,14 @@ export class Emulator {
         return Exit.Resume;
       }
       case Mnemonic.Invlpg:
+        this.#count("invlpg");
+        this.#checkCpl0();
+        this.#onTranslationChange(this.#effectiveAddress(d) & ~0xfff);
+        regs.eip = next;
+        return Exit.Resume;
       case Mnemonic.Wbinvd:
       case Mnemonic.Invd:
-        // No paging and no caches to model yet: nothing to invalidate.
+        // No caches to model.
         this.#count(Mnemonic[d.mnemonic].toLowerCase());
         this.#checkCpl0();
         regs.eip = next;
@@ -1238,9 +1291,14 @@ export class Emulator {
         return;
       case 3:
         s.cr3 = v >>> 0;
+        this.#onTranslationChange(null);
         return;
       case 4:
+        if ((v & CR4_PAE) && (s.cr0 & CR0.PG)) {
+          this.#unsupported(d, "PAE paging is not supported yet");
+        }
         s.cr4 = v >>> 0;
+        this.#onTranslationChange(null);
         return;
       default:
         throw new GuestException(VECTOR.UD, null);
@@ -1249,9 +1307,15 @@ export class Emulator {
 
   #writeCr0(v: number, d: DecodedInstruction): void {
     if (!(v & CR0.PE)) this.#unsupported(d, "leaving protected mode (CR0.PE=0) is not supported");
-    if (v & CR0.PG) this.#unsupported(d, "paging (CR0.PG=1) is not supported yet");
-    if ((v & CR0.PG) && !(v & CR0.PE)) throw new GuestException(VECTOR.GP, 0);
+    if ((v & CR0.PG) && !this.#paging) {
+      this.#unsupported(d, "paging (CR0.PG=1) is not supported on this machine");
+    }
+    if ((v & CR0.PG) && (this.state.cr4 & CR4_PAE)) {
+      this.#unsupported(d, "PAE paging is not supported yet");
+    }
+    const old = this.state.cr0;
     this.state.cr0 = (v | CR0.ET) >>> 0;
+    if (((old ^ this.state.cr0) & (CR0.PG | CR0.WP)) !== 0) this.#onTranslationChange(null);
   }
 
   #readMsr(msr: number): bigint {
@@ -1385,6 +1449,7 @@ export class Emulator {
 const HOST_DATA_SELECTOR = 0x2b;
 const EFLAGS_ZF = 1 << 6;
 const CR4_TSD = 1 << 2;
+const CR4_PAE = 1 << 5;
 const CR4_UMIP = 1 << 11;
 const MSR_TSC_AUX = 0xc0000103;
 const PUSHW_SREG = new Set<number>([

@@ -8,6 +8,8 @@
 /** ptrace requests. */
 export const PTRACE = {
   GETREGS: 12,
+  GETFPREGS: 14,
+  SETFPREGS: 15,
   SETREGS: 13,
   CONT: 7,
   SYSEMU: 31,

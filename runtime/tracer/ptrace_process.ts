@@ -87,6 +87,8 @@ export class PtraceProcess {
   readonly #siginfoPtr = Deno.UnsafePointer.of(this.#siginfo);
   readonly #siginfo32 = new Int32Array(this.#siginfo.buffer);
   readonly #saved = new RegisterFile();
+  readonly #fpregs = new Uint8Array(512);
+  readonly #fpregsPtr = Deno.UnsafePointer.of(this.#fpregs);
   readonly #cpuClock: number;
   readonly #timespec = new BigInt64Array(2);
   readonly #timespecPtr = Deno.UnsafePointer.of(this.#timespec);
@@ -370,6 +372,23 @@ export class PtraceProcess {
         "process_vm_writev",
         `${data.length} bytes at 0x${address.toString(16)}`,
       );
+    }
+  }
+
+  /**
+   * Copies the x87/SSE state (the 512-byte FXSAVE area) from this process to another, when
+   * the vCPU moves between host processes.
+   *
+   * @param to the process that runs the vCPU next
+   */
+  transferFpuTo(to: PtraceProcess): void {
+    const buf = this.#fpregs;
+    if (this.libc.ptrace_ptr(PTRACE.GETFPREGS, this.pid, null, this.#fpregsPtr) !== 0) {
+      throw hostError(this.libc, "ptrace(PTRACE_GETFPREGS)", `pid ${this.pid}`);
+    }
+    to.#fpregs.set(buf);
+    if (to.libc.ptrace_ptr(PTRACE.SETFPREGS, to.pid, null, to.#fpregsPtr) !== 0) {
+      throw hostError(to.libc, "ptrace(PTRACE_SETFPREGS)", `pid ${to.pid}`);
     }
   }
 

@@ -1,0 +1,103 @@
+/**
+ * Shadow mappings: one host address space mirroring what the guest's page tables allow, filled
+ * lazily from host page faults like a TLB and flushed when the guest says its translations
+ * changed (CR3 write, invlpg, paging controls).
+ *
+ * A clean page is mapped read-only even when the guest allows writes, so the first write
+ * faults and sets the guest's dirty bit (ptrace cannot say whether a fault was a write; a
+ * fault on a page mapped read-only can only be one). See
+ * docs/design/2026-11-21-shadow-paging.md.
+ *
+ * @module
+ */
+import { type PagingControls, type PhysicalAccess, walk32 } from "./page_walk.ts";
+
+/** Host memory protection bits (mmap). */
+export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
+
+/** How a shadow space changes the host mappings of its process. */
+export interface HostMapper {
+  /** Maps `length` bytes of guest RAM at file offset `physical` to host address `linear`. */
+  map(linear: number, length: number, prot: number, physical: number): void;
+  /** Changes the protection of mapped pages. */
+  protect(linear: number, length: number, prot: number): void;
+  /** Removes mappings. */
+  unmap(linear: number, length: number): void;
+}
+
+/** What {@link ShadowSpace.fill} did. */
+export type FillResult =
+  | { kind: "mapped" }
+  /** The guest's tables forbid the access: deliver #PF with this error code. */
+  | { kind: "guest-fault"; errorCode: number }
+  /** The translation leads outside guest RAM (a device, or nothing). */
+  | { kind: "outside-ram"; physical: number };
+
+/** One host address space's shadow of the guest's page tables. */
+export class ShadowSpace {
+  /** Mapped page (linear address) → host protection. */
+  readonly #mapped = new Map<number, number>();
+  /** Host mapping calls made, for the bench's counts. */
+  hostCalls = 0;
+
+  /**
+   * @param mapper changes the host process's mappings
+   * @param userOnly whether this space runs guest user mode (CPL 3) and so holds only U pages
+   */
+  constructor(private readonly mapper: HostMapper, readonly userOnly: boolean) {}
+
+  /** Number of pages mapped now. */
+  get size(): number {
+    return this.#mapped.size;
+  }
+
+  /**
+   * Handles a host fault at `linear`: maps the page if the guest allows the access.
+   *
+   * @param mem guest physical memory (the walk sets accessed and dirty bits in it)
+   * @param c paging controls
+   * @param linear faulting address
+   * @param write whether the access is known to be a write (a fault on a read-only mapping)
+   * @returns what happened
+   */
+  fill(mem: PhysicalAccess, c: PagingControls, linear: number, write: boolean): FillResult {
+    const page = (linear & ~0xfff) >>> 0;
+    const t = walk32(mem, c, linear, { write, user: this.userOnly });
+    if ("fault" in t) return { kind: "guest-fault", errorCode: t.fault };
+    if (t.frame + 0x1000 > mem.size) return { kind: "outside-ram", physical: t.physical };
+    const prot = PROT.READ | PROT.EXEC | (t.writable && t.dirty ? PROT.WRITE : 0);
+    const had = this.#mapped.get(page);
+    this.hostCalls++;
+    if (had === undefined) this.mapper.map(page, 0x1000, prot, t.frame);
+    else if (had !== prot) this.mapper.protect(page, 0x1000, prot);
+    else {
+      // Mapped with these rights already, yet it faulted: the host and our records disagree.
+      // Map again, which repairs either side.
+      this.mapper.map(page, 0x1000, prot, t.frame);
+    }
+    this.#mapped.set(page, prot);
+    return { kind: "mapped" };
+  }
+
+  /** Whether the page holding `linear` is mapped read-only here (so a fault there is a write). */
+  mappedReadOnly(linear: number): boolean {
+    const prot = this.#mapped.get((linear & ~0xfff) >>> 0);
+    return prot !== undefined && (prot & PROT.WRITE) === 0;
+  }
+
+  /** Drops every shadow mapping (CR3 or paging controls changed). */
+  flushAll(): void {
+    if (this.#mapped.size === 0) return;
+    this.#mapped.clear();
+    this.hostCalls++;
+    this.mapper.unmap(0, 0x100000000);
+  }
+
+  /** Drops the mapping of one page (invlpg). */
+  flushPage(linear: number): void {
+    const page = (linear & ~0xfff) >>> 0;
+    if (!this.#mapped.delete(page)) return;
+    this.hostCalls++;
+    this.mapper.unmap(page, 0x1000);
+  }
+}
