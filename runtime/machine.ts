@@ -155,6 +155,7 @@ export class Machine {
     this.#emu = new Emulator(this.state, memory, bus, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
+      patches: new Map(config.patches.map((p) => [p.vaddr, p])),
       paging: true,
       onTranslationChange: (linear) => {
         // Applied after the instruction's emulation, like the context switch below.

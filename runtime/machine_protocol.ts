@@ -22,6 +22,8 @@ export interface MachineConfig {
   cpu?: number;
   /** How many console lines a failure report keeps. */
   reportLines: number;
+  /** Sites the static rewriter replaced with int3, with their original bytes. */
+  patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }
 
 /** Scenario thread → machine Worker, once, by postMessage: build and run. */

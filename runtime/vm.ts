@@ -8,6 +8,7 @@
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
 import type { FromMachine, MachineConfig, ToMachine } from "./machine_protocol.ts";
 import { Mailbox } from "./mailbox.ts";
+import { prepareKernel } from "./kernel_image.ts";
 import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
 /** Options of {@link Vm.start}. */
@@ -22,6 +23,13 @@ export interface BootOptions {
   timeout?: Duration;
   /** CPU to pin the machine's tracer and guest process to. Default: the last CPU allowed. */
   cpu?: number;
+  /**
+   * Rewrite sensitive instructions before boot (default true): pushf/popf, segment reads,
+   * cpuid, rdtsc and the like trap into the emulator instead of silently misbehaving at ring 3.
+   * An image with its own `.ring3.json` sidecar is booted as it is. false boots the bytes
+   * unmodified.
+   */
+  rewrite?: boolean;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -272,8 +280,10 @@ export class Vm {
         { cause: e },
       );
     }
+    const prepared = await prepareKernel(options.kernel, kernel, { rewrite: options.rewrite });
     const vm = new Vm({
-      kernel,
+      kernel: prepared.bytes,
+      patches: prepared.patches,
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",

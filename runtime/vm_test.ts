@@ -12,6 +12,7 @@ const SPIN = "fixtures/build/spin.elf";
 const SYSRAW = "fixtures/build/sysraw.elf";
 const FAULT = "fixtures/build/fault.elf";
 const TRAPBENCH_BIN = "fixtures/build/trapbench.bin";
+const SENSITIVE = "fixtures/build/sensitive.elf";
 const RING3_HOST = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 if (!RING3_HOST) {
   console.log(`ring3 needs a Linux x86-64 host; skipping its tests on ${Deno.build.os}`);
@@ -113,7 +114,9 @@ for (const mode of ["int80", "syscall", "sysenter", "syscall64"]) {
     const probe = await Deno.makeTempDir({ prefix: "ring3-probe-" });
     const path = `${probe}/leak`;
     try {
-      await withVm({ kernel: SYSRAW, cmdline: `mode=${mode} path=${path}` }, async (vm) => {
+      // Unrewritten: the raw instructions themselves must be contained.
+      const boot = { kernel: SYSRAW, cmdline: `mode=${mode} path=${path}`, rewrite: false };
+      await withVm(boot, async (vm) => {
         const r = await vm.result();
         const t = vm.console.transcript;
         assert.match(t, new RegExp(`sysraw mode ${mode}\n`));
@@ -223,6 +226,46 @@ test({
       await withVm({ kernel: FAULT, cmdline: `kind=${kind}` }, async (vm) => {
         assert.equal(await vm.exit(), q.status);
         assert.equal(vm.console.transcript, q.output);
+      });
+    }
+  },
+});
+
+test("the rewritten sensitive fixture passes every check of sensitive instructions", async () => {
+  await withVm({ kernel: SENSITIVE }, async (vm) => {
+    assert.equal(await vm.exit(), 1, vm.console.transcript);
+    assert.match(vm.console.transcript, /sensitive: 30 passed, 0 failed\n$/);
+    const traps = (await vm.result()).stats.trapsByCause;
+    for (const c of ["pushf", "popf", "cpuid", "rdtsc", "read cs", "push cs", "sgdt", "lar"]) {
+      assert.ok(traps[c] > 0, `${c} went through the emulator`);
+    }
+  });
+});
+
+test("without rewriting, the sensitive fixture fails: pushf and cpuid misbehave at ring 3", async () => {
+  await withVm({ kernel: SENSITIVE, rewrite: false }, async (vm) => {
+    const status = await vm.exit();
+    assert.notEqual(status, 1, "some checks must fail unrewritten");
+    assert.match(vm.console.transcript, /FAIL pushf after cli/);
+  });
+});
+
+test({
+  name: "rewritten images print under ring3 what the originals print under qemu-system-i386",
+  ignore: NO_QEMU,
+  async fn() {
+    const cases = [
+      { kernel: SENSITIVE, cmdline: "" },
+      { kernel: SYSRAW, cmdline: "mode=syscall" },
+      { kernel: SYSRAW, cmdline: "mode=sysenter" },
+      { kernel: SYSRAW, cmdline: "mode=int80" },
+    ];
+    for (const c of cases) {
+      const q = await runQemu({ kernel: c.kernel, cmdline: c.cmdline });
+      await withVm({ kernel: c.kernel, cmdline: c.cmdline }, async (vm) => {
+        const r = await vm.result();
+        assert.equal(vm.console.transcript, q.output, JSON.stringify(c));
+        assert.equal(r.outcome === "exit" ? r.exitCode : -1, q.status, JSON.stringify(c));
       });
     }
   },
