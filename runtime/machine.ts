@@ -20,8 +20,8 @@ import { Emulator, Exit } from "./cpu/emulator.ts";
 import { VcpuState } from "./cpu/vcpu_state.ts";
 import { IoBus } from "./devices/io_bus.ts";
 import { IrqLine } from "./devices/irq_line.ts";
-import { Uart16550, UART_PORT_COUNT } from "./devices/uart16550.ts";
-import { DebugExit } from "./devices/debug_exit.ts";
+import type { Uart16550 } from "./devices/uart16550.ts";
+import { buildPcBoard } from "./pc_board.ts";
 import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
@@ -47,8 +47,6 @@ export interface InterruptController {
   acknowledge(): number;
 }
 const SLICE_MS = 5;
-const COM1 = 0x3f8;
-const DEBUG_EXIT_PORT = 0xf4;
 
 /** Callbacks from a running machine to whoever drives it. */
 export interface MachineHooks {
@@ -141,17 +139,17 @@ export class Machine {
       () => state.cpl === 3,
     );
     const bus = new IoBus({ log: (m) => hooks.log(m) });
-    this.#uart = new Uart16550({
-      name: "com1",
-      irq: new IrqLine("irq4"),
+    const board = buildPcBoard({
+      bus,
+      clock: this.clock,
+      intr: this.#intr,
+      ramBytes: ram.size,
       transmit: (byte) => this.#transmit(byte),
+      exit: (status) => this.#exitCode = status,
+      log: (m) => hooks.log(m),
     });
-    bus.attach(COM1, UART_PORT_COUNT, this.#uart);
-    bus.attach(
-      DEBUG_EXIT_PORT,
-      4,
-      new DebugExit({ onExit: (status) => this.#exitCode = status & 0xff }),
-    );
+    this.#uart = board.com1;
+    this.#interruptController = board.interruptController;
     this.#emu = new Emulator(this.state, memory, bus, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),

@@ -270,3 +270,28 @@ test({
     }
   },
 });
+
+const MINIOS = "fixtures/build/minios.elf";
+
+test("minios (paging, user processes, preemption) passes its self-test under ring3", async () => {
+  await withVm({ kernel: MINIOS, cmdline: "selftest", timeout: "60s" }, async (vm) => {
+    const status = await vm.exit();
+    assert.match(vm.console.transcript, /selftest: 11 passed, 0 failed\n/, vm.console.transcript);
+    assert.equal(status, 1);
+    const s = (await vm.result()).stats;
+    assert.ok(s.interrupts > 50, "timer interrupts delivered");
+    assert.ok((s.privilegeSwitches ?? 0) > 1000, "user mode ran in its own host process");
+  });
+});
+
+test({
+  name: "minios prints the same self-test lines under ring3 as under qemu-system-i386",
+  ignore: NO_QEMU,
+  async fn() {
+    const q = await runQemu({ kernel: MINIOS, cmdline: "selftest", timeoutMs: 60000 });
+    await withVm({ kernel: MINIOS, cmdline: "selftest", timeout: "60s" }, async (vm) => {
+      assert.equal(await vm.exit(), q.status);
+      assert.equal(vm.console.transcript, q.output);
+    });
+  },
+});

@@ -78,6 +78,59 @@ async function helloBootToExit() {
   };
 }
 
+async function lockBench(pairs: number) {
+  const vm = await Vm.start({
+    kernel: "fixtures/build/sensitive.elf",
+    cmdline: `lockbench=${pairs}`,
+    cpu,
+    timeout: "600s",
+  });
+  let start = 0, done = 0, seen = "";
+  vm.console.onOutput((text) => {
+    seen += text;
+    if (!start && seen.includes("lockbench start")) start = performance.now();
+    if (!done && seen.includes("lockbench done")) done = performance.now();
+  });
+  const code = await vm.exit();
+  const r = await vm.result();
+  if (code !== 1 || !start || !done) throw new Error(`lockbench failed: status ${code}, ${seen}`);
+  const lockTraps = ["pushf", "popf", "cli", "sti"].reduce(
+    (n, k) => n + (r.stats.trapsByCause[k] ?? 0),
+    0,
+  );
+  return {
+    pairs,
+    trapForm: {
+      trapsPer1000Pairs: +(lockTraps / pairs * 1000).toFixed(1),
+      usPerPair: +((done - start) * 1000 / pairs).toFixed(2),
+    },
+    fastForm: "not implemented yet: each pushf/cli/popf still takes a tracer round trip",
+  };
+}
+
+async function miniosSelftest() {
+  const vm = await Vm.start({
+    kernel: "fixtures/build/minios.elf",
+    cmdline: "selftest",
+    cpu,
+    timeout: "120s",
+  });
+  const t0 = performance.now();
+  const code = await vm.exit();
+  const ms = performance.now() - t0;
+  const s = (await vm.result()).stats;
+  if (code !== 1) throw new Error(`minios selftest failed: ${vm.console.transcript}`);
+  return {
+    hostMs: +ms.toFixed(0),
+    guestMs: +(s.guestNs / 1e6).toFixed(0),
+    hostRoundTrips: s.resumes,
+    interrupts: s.interrupts,
+    shadowPageFills: s.shadowPageFills,
+    privilegeSwitches: s.privilegeSwitches,
+    trapsByCause: s.trapsByCause,
+  };
+}
+
 const exe = await buildReference();
 const ref: number[] = [];
 const rt: number[] = [];
@@ -90,6 +143,8 @@ for (let i = 0; i < ROUNDS; i++) {
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const hello = await helloBootToExit();
+const locks = await lockBench(20000);
+const minios = await miniosSelftest();
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
   trapRoundTrip: {
@@ -102,6 +157,8 @@ const result = {
     goal: 1.2,
     runtimeTrapsByCause: trapCauses,
   },
+  lockHeavy: locks,
+  miniosSelftest: minios,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -126,6 +183,21 @@ if (values.json) {
     `  host time ${h.hostMs} ms, guest time ${h.guestMs} ms, ${h.hostRoundTrips} host round trips`,
   );
   console.log(`  traps by cause: ${fmtCauses(h.trapsByCause)}`);
+  const l = result.lockHeavy;
+  console.log(`\nlock-heavy loop (sensitive lockbench: pushf; cli; counter++; popf) x ${l.pairs}`);
+  console.log(
+    `  trap form: ${l.trapForm.trapsPer1000Pairs} traps per 1000 lock pairs, ${l.trapForm.usPerPair} µs per pair`,
+  );
+  console.log(`  fast form: ${l.fastForm}`);
+  const m = result.miniosSelftest;
+  console.log("\nminios self-test (paging, user processes, 100 Hz preemption)");
+  console.log(
+    `  host ${m.hostMs} ms, guest ${m.guestMs} ms, ${m.hostRoundTrips} host round trips, ${m.interrupts} interrupts`,
+  );
+  console.log(
+    `  ${m.shadowPageFills} shadow page fills, ${m.privilegeSwitches} privilege switches (host process changes)`,
+  );
+  console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
 }
 
 function fmtCauses(c: Record<string, number>): string {

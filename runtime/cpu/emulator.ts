@@ -146,6 +146,8 @@ const PRIVILEGED = new Set<number>([
 export interface HostSegments {
   /** Sets the host selector for segment register `sreg` (SREG numbering). */
   setHostSelector(sreg: number, selector: number): void;
+  /** The host selector in segment register `sreg`. */
+  hostSelector(sreg: number): number;
 }
 
 /** An instruction the static rewriter replaced with int3 (the trap form). */
@@ -391,7 +393,10 @@ export class Emulator {
         const d = this.#tryDecode(eip);
         if (d !== null && PRIVILEGED.has(d.mnemonic)) return this.#emulateDecoded(d, eip);
         const { code, addr, addrAbove4G } = siginfo();
-        if (code === SI_KERNEL) return this.#emulateAt(eip);
+        if (code === SI_KERNEL) {
+          if (this.#repairHostCodeSelectors()) return Exit.Resume;
+          return this.#emulateAt(eip);
+        }
         this.#count("memory fault");
         if (addrAbove4G) {
           throw new Fatal(
@@ -491,6 +496,33 @@ export class Emulator {
       return bytes.length;
     });
     return this.#emulateDecoded(d, site);
+  }
+
+  /**
+   * A guest load of selector 0x23 into a data segment register does not trap: on a Linux host
+   * 0x23 is the host's own 32-bit code segment, so the load succeeds natively and the first
+   * write through that register raises #GP. Here, on that #GP, the guest's own descriptor for
+   * the selector is checked and the flat host data selector takes its place; the instruction
+   * is then retried.
+   *
+   * @returns whether a register was repaired (resume without advancing)
+   */
+  #repairHostCodeSelectors(): boolean {
+    const regs = this.#regs;
+    let repaired = false;
+    for (const sreg of [SREG.DS, SREG.ES, SREG.FS, SREG.GS]) {
+      if (regs.hostSelector(sreg) !== HOST_CODE32_SELECTOR) continue;
+      this.#count("lazy selector repair");
+      try {
+        this.#loadDataSegment(sreg, HOST_CODE32_SELECTOR);
+      } catch (e) {
+        if (!(e instanceof GuestException)) throw e;
+        // The load itself should have faulted; the nearest honest point is here.
+        this.#raise(e.vector, e.errorCode, regs.eip, false);
+      }
+      repaired = true;
+    }
+    return repaired;
   }
 
   #tryDecode(eip: number): DecodedInstruction | null {
@@ -1447,6 +1479,7 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
+const HOST_CODE32_SELECTOR = 0x23;
 const EFLAGS_ZF = 1 << 6;
 const CR4_TSD = 1 << 2;
 const CR4_PAE = 1 << 5;

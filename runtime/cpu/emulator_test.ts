@@ -26,6 +26,9 @@ class FakeRegs implements CpuRegisters, HostSegments {
   setHostSelector(sreg: number, sel: number) {
     this.host[sreg] = sel;
   }
+  hostSelector(sreg: number) {
+    return this.host[sreg];
+  }
 }
 
 function machine(code: number[], patches = new Map<number, PatchSite>()) {

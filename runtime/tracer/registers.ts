@@ -81,6 +81,11 @@ export class RegisterFile {
     this.set32(SREG_SLOT[sreg], selector);
   }
 
+  /** The host selector in segment register `sreg` (same numbering as setHostSelector). */
+  hostSelector(sreg: number): number {
+    return this.u32[2 * SREG_SLOT[sreg]] & 0xffff;
+  }
+
   /** Whether rip lies above 4 GiB (host code such as the stub or the vDSO). */
   get ripAbove4G(): boolean {
     return this.u32[2 * REG.rip + 1] !== 0;

@@ -1,0 +1,84 @@
+/**
+ * The PC board: where each device sits on the I/O bus and how the interrupt lines are wired,
+ * as QEMU's `pc` machine presents them (ports and IRQs of the ISA legacy devices). Devices only
+ * see their own registers and lines; the board decides placement.
+ *
+ * @module
+ */
+import type { IoBus } from "./devices/io_bus.ts";
+import type { IrqLine } from "./devices/irq_line.ts";
+import type { DeviceClock } from "./devices/device_clock.ts";
+import { Pic8259Pair } from "./devices/i8259.ts";
+import { PcSpeakerPort, Pit8254 } from "./devices/i8254.ts";
+import { cmosMemorySizes, CmosRtc } from "./devices/mc146818.ts";
+import { Uart16550, UART_PORT_COUNT } from "./devices/uart16550.ts";
+import { DebugExit } from "./devices/debug_exit.ts";
+
+/** Port bases and IRQ numbers of the board (PC/AT conventions). */
+export const PC_LAYOUT = {
+  PIC_MASTER: 0x20,
+  PIC_SLAVE: 0xa0,
+  ELCR: 0x4d0,
+  PIT: 0x40,
+  SPEAKER: 0x61,
+  RTC: 0x70,
+  COM1: 0x3f8,
+  /** QEMU's isa-debug-exit as the fixtures and scenarios use it (iobase=0xf4, iosize=4). */
+  DEBUG_EXIT: 0xf4,
+  IRQ_PIT: 0,
+  IRQ_COM1: 4,
+  IRQ_RTC: 8,
+} as const;
+
+/** What the board hands back to the machine. */
+export interface PcBoard {
+  /** The interrupt controller behind the CPU's INTR pin. */
+  interruptController: { acknowledge(): number };
+  /** COM1, the console. */
+  com1: Uart16550;
+}
+
+/** What the board is built from. */
+export interface PcBoardOptions {
+  bus: IoBus;
+  clock: DeviceClock;
+  /** The CPU's INTR pin. */
+  intr: IrqLine;
+  ramBytes: number;
+  /** Console output bytes. */
+  transmit: (byte: number) => void;
+  /** isa-debug-exit: the status QEMU would exit with, (v << 1) | 1. */
+  exit: (status: number) => void;
+  log: (message: string) => void;
+}
+
+/**
+ * Builds the legacy PC devices and wires them.
+ *
+ * @param o the bus, clock, CPU pin and host-side callbacks
+ * @returns the interrupt controller and the console UART
+ */
+export function buildPcBoard(o: PcBoardOptions): PcBoard {
+  const L = PC_LAYOUT;
+  const pic = new Pic8259Pair({ intr: o.intr, log: o.log });
+  o.bus.attach(L.PIC_MASTER, 2, pic.master);
+  o.bus.attach(L.PIC_SLAVE, 2, pic.slave);
+  o.bus.attach(L.ELCR, 2, pic.elcr);
+  const pit = new Pit8254({ clock: o.clock, irq0: pic.input(L.IRQ_PIT) });
+  o.bus.attach(L.PIT, 4, pit);
+  o.bus.attach(L.SPEAKER, 1, new PcSpeakerPort({ pit, clock: o.clock }));
+  const rtc = new CmosRtc({
+    clock: o.clock,
+    irq8: pic.input(L.IRQ_RTC),
+    memory: cmosMemorySizes(o.ramBytes),
+  });
+  o.bus.attach(L.RTC, 2, rtc);
+  const com1 = new Uart16550({
+    name: "com1",
+    irq: pic.input(L.IRQ_COM1),
+    transmit: o.transmit,
+  });
+  o.bus.attach(L.COM1, UART_PORT_COUNT, com1);
+  o.bus.attach(L.DEBUG_EXIT, 4, new DebugExit({ onExit: (status) => o.exit(status & 0xff) }));
+  return { interruptController: pic, com1 };
+}
