@@ -15,13 +15,14 @@ import { PhysicalMemory } from "./memory/physical_memory.ts";
 import { PagedMemory } from "./memory/paged_memory.ts";
 import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
 import { PF_ERROR } from "./memory/page_walk.ts";
-import { CR0 } from "./cpu/x86.ts";
+import { CR0, MSR } from "./cpu/x86.ts";
 import { Emulator, Exit } from "./cpu/emulator.ts";
 import { VcpuState } from "./cpu/vcpu_state.ts";
 import { IoBus } from "./devices/io_bus.ts";
 import { IrqLine } from "./devices/irq_line.ts";
 import type { Uart16550 } from "./devices/uart16550.ts";
 import { buildPcBoard } from "./pc_board.ts";
+import type { MmioBus } from "./devices/mmio_bus.ts";
 import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
@@ -71,6 +72,7 @@ export class Machine {
   /** The process running the vCPU now. */
   #proc: PtraceProcess;
   readonly #physical: PhysicalMemory;
+  #mmio!: MmioBus;
   readonly #kernelSpace: ShadowSpace;
   #userSpace: ShadowSpace | null = null;
   /** The paging state the host mappings currently mirror. */
@@ -150,17 +152,25 @@ export class Machine {
     });
     this.#uart = board.com1;
     this.#interruptController = board.interruptController;
+    this.#mmio = board.mmio;
     this.#emu = new Emulator(this.state, memory, bus, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),
       paging: true,
+      mmio: {
+        claims: (p) => this.#mmio.claims(p),
+        read: (p, size) => this.#mmio.read(p, size),
+        write: (p, v, size) => this.#mmio.write(p, v, size),
+      },
       onTranslationChange: (linear) => {
         // Applied after the instruction's emulation, like the context switch below.
         this.#pendingFlush = this.#pendingFlush === undefined ? linear : null;
       },
     });
     this.state.resetForMultiboot();
+    // The local APIC at its default base, enabled, on the bootstrap processor.
+    this.state.msrs.set(MSR.APIC_BASE, 0xfee00900n);
     const r = proc.regs;
     for (let i = 0; i < 27; i++) r.set32(i, 0);
     r.set32(REG.rip, entry);
@@ -413,6 +423,9 @@ export class Machine {
     if (r.kind === "mapped") {
       this.#pageFaultsMapped++;
       return Exit.Resume;
+    }
+    if (r.kind === "outside-ram" && this.#mmio.claims(r.physical)) {
+      return this.#emu.emulateMmio(regs, r.physical);
     }
     if (r.kind === "outside-ram") {
       this.#fail(

@@ -13,6 +13,10 @@ import { PcSpeakerPort, Pit8254 } from "./devices/i8254.ts";
 import { cmosMemorySizes, CmosRtc } from "./devices/mc146818.ts";
 import { Uart16550, UART_PORT_COUNT } from "./devices/uart16550.ts";
 import { DebugExit } from "./devices/debug_exit.ts";
+import { IrqLine as Line } from "./devices/irq_line.ts";
+import { MmioBus } from "./devices/mmio_bus.ts";
+import { LOCAL_APIC_DEFAULT_BASE, LocalApic } from "./devices/local_apic.ts";
+import { IoApic, IOAPIC_DEFAULT_BASE } from "./devices/ioapic.ts";
 
 /** Port bases and IRQ numbers of the board (PC/AT conventions). */
 export const PC_LAYOUT = {
@@ -36,6 +40,8 @@ export interface PcBoard {
   interruptController: { acknowledge(): number };
   /** COM1, the console. */
   com1: Uart16550;
+  /** Device memory: the local APIC and the IOAPIC. */
+  mmio: MmioBus;
 }
 
 /** What the board is built from. */
@@ -60,25 +66,66 @@ export interface PcBoardOptions {
  */
 export function buildPcBoard(o: PcBoardOptions): PcBoard {
   const L = PC_LAYOUT;
-  const pic = new Pic8259Pair({ intr: o.intr, log: o.log });
+  // INTR is the OR of the 8259's output (the local APIC's virtual wire) and the local APIC's.
+  const picOut = new Line("pic-intr");
+  const apicOut = new Line("lapic-intr");
+  const updateIntr = () => o.intr.set(picOut.level || apicOut.level);
+  picOut.connect(updateIntr);
+  apicOut.connect(updateIntr);
+  const pic = new Pic8259Pair({ intr: picOut, log: o.log });
+  // Declared before use in the closures below; both exist before any interrupt can happen.
+  let ioapic: IoApic | null = null;
+  const lapic = new LocalApic({
+    clock: o.clock,
+    intr: apicOut,
+    onLevelEoi: (vector) => ioapic?.endOfInterrupt(vector),
+    log: o.log,
+  });
+  ioapic = new IoApic({
+    deliver: (vector, level, destination, logical) => {
+      if (lapic.matchesDestination(destination, logical)) {
+        lapic.acceptInterrupt(vector, level);
+      }
+    },
+    log: o.log,
+  });
+  const mmio = new MmioBus(o.log);
+  mmio.attach(LOCAL_APIC_DEFAULT_BASE, lapic);
+  mmio.attach(IOAPIC_DEFAULT_BASE, ioapic);
+  const io = ioapic;
+  // Each ISA interrupt line goes to the 8259 input of the same number and to the IOAPIC pin
+  // QEMU's pc machine wires it to (IRQ0 on pin 2, the others on their own number).
+  const isa = (n: number): IrqLine => {
+    const line = new Line(`isa-irq${n}`);
+    const toPic = pic.input(n);
+    const toIoApic = io.input(n === 0 ? 2 : n);
+    line.connect((level) => {
+      toPic.set(level);
+      toIoApic.set(level);
+    });
+    return line;
+  };
   o.bus.attach(L.PIC_MASTER, 2, pic.master);
   o.bus.attach(L.PIC_SLAVE, 2, pic.slave);
   o.bus.attach(L.ELCR, 2, pic.elcr);
-  const pit = new Pit8254({ clock: o.clock, irq0: pic.input(L.IRQ_PIT) });
+  const pit = new Pit8254({ clock: o.clock, irq0: isa(L.IRQ_PIT) });
   o.bus.attach(L.PIT, 4, pit);
   o.bus.attach(L.SPEAKER, 1, new PcSpeakerPort({ pit, clock: o.clock }));
   const rtc = new CmosRtc({
     clock: o.clock,
-    irq8: pic.input(L.IRQ_RTC),
+    irq8: isa(L.IRQ_RTC),
     memory: cmosMemorySizes(o.ramBytes),
   });
   o.bus.attach(L.RTC, 2, rtc);
   const com1 = new Uart16550({
     name: "com1",
-    irq: pic.input(L.IRQ_COM1),
+    irq: isa(L.IRQ_COM1),
     transmit: o.transmit,
   });
   o.bus.attach(L.COM1, UART_PORT_COUNT, com1);
   o.bus.attach(L.DEBUG_EXIT, 4, new DebugExit({ onExit: (status) => o.exit(status & 0xff) }));
-  return { interruptController: pic, com1 };
+  const interruptController = {
+    acknowledge: () => lapic.hasInterrupt() ? lapic.acknowledge() : pic.acknowledge(),
+  };
+  return { interruptController, com1, mmio };
 }

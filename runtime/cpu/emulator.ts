@@ -33,6 +33,7 @@ import {
   GuestMemoryError,
   GuestPageFault,
   type LinearMemory,
+  type MmioAccess,
   type PortIo,
 } from "./interfaces.ts";
 import type { VcpuState } from "./vcpu_state.ts";
@@ -181,6 +182,8 @@ export interface EmulatorOptions {
    * these after changing a page-table entry, and ring3's shadow mappings rely on it.
    */
   onTranslationChange?: (linear: number | null) => void;
+  /** Device memory: accesses that fault on a claimed physical address are emulated. */
+  mmio?: MmioAccess;
 }
 
 /** The partial emulator of one vCPU. */
@@ -199,6 +202,7 @@ export class Emulator {
   readonly #onPrivilegeChange: (cpl: number) => void;
   readonly #paging: boolean;
   readonly #onTranslationChange: (linear: number | null) => void;
+  readonly #mmio: MmioAccess | null;
 
   /**
    * @param state virtual CPU state
@@ -220,6 +224,7 @@ export class Emulator {
     this.#onPrivilegeChange = options.onPrivilegeChange ?? (() => {});
     this.#paging = options.paging ?? false;
     this.#onTranslationChange = options.onTranslationChange ?? (() => {});
+    this.#mmio = options.mmio ?? null;
   }
 
   #count(cause: string): void {
@@ -301,6 +306,58 @@ export class Emulator {
     } catch (e) {
       return this.#fail(e);
     }
+  }
+
+  /**
+   * Emulates a guest access to device memory that faulted (the machine found that the guest's
+   * translation of the address leads to a device).
+   *
+   * @param regs guest registers
+   * @param physical the device address accessed
+   * @returns what to do next
+   */
+  emulateMmio(regs: CpuRegisters & HostSegments, physical: number): Exit {
+    this.#regs = regs;
+    this.fatal = null;
+    try {
+      return this.#emulateMmio(regs.eip, physical);
+    } catch (e) {
+      return this.#fail(e);
+    }
+  }
+
+  /**
+   * One load or store to a device register: mov in its register, immediate and zero- or
+   * sign-extending forms, which is what drivers' readl/writel compile to. Anything else on
+   * device memory (a read-modify-write, a string instruction) ends the run with the
+   * instruction named.
+   */
+  #emulateMmio(eip: number, physical: number): Exit {
+    const d = this.decoder.decode(eip, 32, this.#fetch);
+    const mmio = this.#mmio!;
+    const regs = this.#regs;
+    const next = (eip + d.length) >>> 0;
+    const size = MMIO_SIZE.get(d.code);
+    if (size === undefined) {
+      this.#unsupported(
+        d,
+        `this instruction on device memory at 0x${hex(physical)} is not emulated`,
+      );
+    }
+    if (d.op0Kind === OpKind.Memory) {
+      const value = d.op1Kind === OpKind.Register
+        ? this.#readReg(registerInfo(d.op1Register))
+        : d.immediate;
+      this.#count("mmio write");
+      mmio.write(physical, value & (size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff), size);
+    } else {
+      this.#count("mmio read");
+      let v = mmio.read(physical, size);
+      if (d.mnemonic === Mnemonic.Movsx) v = size === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
+      this.#writeReg(registerInfo(d.op0Register), v >>> 0);
+    }
+    regs.eip = next;
+    return Exit.Resume;
   }
 
   /**
@@ -397,6 +454,7 @@ export class Emulator {
           if (this.#repairHostCodeSelectors()) return Exit.Resume;
           return this.#emulateAt(eip);
         }
+        if (!addrAbove4G && this.#mmio?.claims(addr)) return this.#emulateMmio(eip, addr);
         this.#count("memory fault");
         if (addrAbove4G) {
           throw new Fatal(
@@ -1479,6 +1537,30 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
+/** The access size of each mov form emulated on device memory. */
+const MMIO_SIZE = new Map<number, 1 | 2 | 4>([
+  [Code.Mov_rm8_r8, 1],
+  [Code.Mov_rm16_r16, 2],
+  [Code.Mov_rm32_r32, 4],
+  [Code.Mov_r8_rm8, 1],
+  [Code.Mov_r16_rm16, 2],
+  [Code.Mov_r32_rm32, 4],
+  [Code.Mov_rm8_imm8, 1],
+  [Code.Mov_rm16_imm16, 2],
+  [Code.Mov_rm32_imm32, 4],
+  [Code.Mov_AL_moffs8, 1],
+  [Code.Mov_AX_moffs16, 2],
+  [Code.Mov_EAX_moffs32, 4],
+  [Code.Mov_moffs8_AL, 1],
+  [Code.Mov_moffs16_AX, 2],
+  [Code.Mov_moffs32_EAX, 4],
+  [Code.Movzx_r16_rm8, 1],
+  [Code.Movzx_r32_rm8, 1],
+  [Code.Movzx_r32_rm16, 2],
+  [Code.Movsx_r16_rm8, 1],
+  [Code.Movsx_r32_rm8, 1],
+  [Code.Movsx_r32_rm16, 2],
+]);
 const HOST_CODE32_SELECTOR = 0x23;
 const EFLAGS_ZF = 1 << 6;
 const CR4_TSD = 1 << 2;

@@ -263,3 +263,50 @@ Deno.test("iret drops to CPL 3 and int $0x80 comes back up on the TSS ring-0 sta
   assert.equal(m.mem.read32(m.regs.gpr(4)), 0, "#GP error code 0");
   assert.equal(m.mem.read32(m.regs.gpr(4) + 4), 0x7100, "faulting eip");
 });
+
+Deno.test("a mov that faults on device memory is performed on the MMIO bus", () => {
+  // mov 0xfee00030,%eax ; movl $0x1ff,0xfee000f0 ; orl $1,0xfee000f0 (not emulated)
+  const m = machine([
+    0xa1,
+    0x30,
+    0x00,
+    0xe0,
+    0xfe,
+    0xc7,
+    0x05,
+    0xf0,
+    0x00,
+    0xe0,
+    0xfe,
+    0xff,
+    0x01,
+    0x00,
+    0x00,
+    0x83,
+    0x0d,
+    0xf0,
+    0x00,
+    0xe0,
+    0xfe,
+    0x01,
+  ]);
+  const writes: [number, number, number][] = [];
+  const emu = new Emulator(m.state, m.mem, { read: () => 0, write: () => {} }, {
+    mmio: {
+      claims: (p) => p >= 0xfee00000 && p < 0xfee01000,
+      read: (p) => p === 0xfee00030 ? 0x50014 : 0,
+      write: (p, v, size) => void writes.push([p, v, size]),
+    },
+  });
+  const fault = (addr: number) =>
+    emu.handleFault(m.regs, SEGV, () => ({ code: 1, addr, addrAbove4G: false }));
+  assert.equal(fault(0xfee00030), Exit.Resume);
+  assert.equal(m.regs.gpr(0), 0x50014);
+  assert.equal(m.regs.eip, CODE + 5);
+  assert.equal(fault(0xfee000f0), Exit.Resume);
+  assert.deepEqual(writes, [[0xfee000f0, 0x1ff, 4]]);
+  assert.equal(m.regs.eip, CODE + 15);
+  assert.equal(fault(0xfee000f0), Exit.Fatal);
+  assert.equal(emu.fatal?.kind, "unsupported-instruction");
+  assert.match(emu.fatal?.message ?? "", /device memory at 0xfee000f0/);
+});

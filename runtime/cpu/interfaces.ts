@@ -63,6 +63,13 @@ export interface LinearMemory {
   supervisor?<T>(fn: () => T): T;
 }
 
+/** Device memory (MMIO) as the emulator performs it, by physical address. */
+export interface MmioAccess {
+  claims(physical: number): boolean;
+  read(physical: number, size: 1 | 2 | 4): number;
+  write(physical: number, value: number, size: 1 | 2 | 4): void;
+}
+
 /** Port I/O as the emulator performs it. */
 export interface PortIo {
   read(port: number, size: 1 | 2 | 4): number;
