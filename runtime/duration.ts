@@ -1,7 +1,7 @@
 /** A duration: a number of milliseconds, or a string such as "5s", "250ms", "2m", "100us". */
 export type Duration = number | string;
 
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9 };
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /**
  * Converts a duration to nanoseconds.
@@ -20,7 +20,7 @@ export function durationNs(d: Duration): number {
     if (!(d >= 0)) throw new RangeError(`duration must be a non-negative number of ms, got ${d}`);
     return d * 1e6;
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m)\s*$/.exec(d);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h)\s*$/.exec(d);
   if (!m) throw new RangeError(`not a duration: "${d}" (use e.g. "5s", "250ms")`);
   return Number(m[1]) * UNITS[m[2]];
 }

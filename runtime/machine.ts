@@ -542,6 +542,14 @@ export class Machine {
     if (!this.state.halted || this.#result !== null) return;
     const blocked = this.#scenarioWaiting || this.#scenarioDeadlines.size > 0;
     const next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
+    if (next !== null && this.config.paceIdle && !blocked) {
+      const aheadMs = (next - this.clock.now()) / 1e6;
+      if (aheadMs > 0.5) {
+        this.#flushConsole();
+        this.mailbox.wait(Math.min(aheadMs, IDLE_WAIT_MS));
+        if (this.mailbox.pending) return;
+      }
+    }
     if (next !== null) {
       this.clock.skipTo(next);
       this.#runTimers();

@@ -22,6 +22,11 @@ export interface MachineConfig {
   cpu?: number;
   /** How many console lines a failure report keeps. */
   reportLines: number;
+  /**
+   * Pace idle guest time to host time while the scenario is not blocked on guest time (an
+   * interactive console): an idle guest waits for the host clock instead of racing ahead.
+   */
+  paceIdle?: boolean;
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }

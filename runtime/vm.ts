@@ -30,6 +30,11 @@ export interface BootOptions {
    * unmodified.
    */
   rewrite?: boolean;
+  /**
+   * Pace idle guest time to host time when nothing waits on guest time (default false: an
+   * idle guest's time jumps to its next timer at once). For a person at an interactive console.
+   */
+  paceIdle?: boolean;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -284,6 +289,7 @@ export class Vm {
     const vm = new Vm({
       kernel: prepared.bytes,
       patches: prepared.patches,
+      paceIdle: options.paceIdle ?? false,
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",
@@ -309,7 +315,16 @@ export class Vm {
     if (!this.#ended) this.#mailbox.post(m);
   }
 
-  /** How the run ended; resolves when it does. */
+  /**
+   * How the run ended, without telling the machine the caller is waiting: an idle guest then
+   * waits in host time for input (an interactive console) instead of letting guest time run to
+   * the limit.
+   */
+  get finished(): Promise<RunResult> {
+    return this.#result;
+  }
+
+  /** How the run ended; resolves when it does. The guest's idle time may run ahead meanwhile. */
   result(): Promise<RunResult> {
     this.#post({ type: "waiting" });
     return this.#result;

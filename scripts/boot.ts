@@ -1,0 +1,91 @@
+/**
+ * `deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--no-rewrite]`: boots a
+ * kernel with its console on this terminal, as QEMU's -nographic does (seed 002: the main
+ * console is whatever terminal the kernel was invoked in). Keys go to the guest's COM1 in raw
+ * mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A. Without a terminal, standard input is
+ * forwarded as it comes. The exit status is the guest's debug-exit status, or 1 for a failure.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { formatFailure, Vm } from "../mod.ts";
+
+const { positionals, values } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    memory: { type: "string", default: "64M" },
+    cmdline: { type: "string", default: "" },
+    timeout: { type: "string", default: "1h" },
+    "no-rewrite": { type: "boolean" },
+    disk: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help || positionals.length !== 1) {
+  console.log(
+    "usage: deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--no-rewrite]\n" +
+      "  Ctrl-A x quits; Ctrl-A Ctrl-A sends Ctrl-A.",
+  );
+  Deno.exit(values.help ? 0 : 2);
+}
+if (values.disk) {
+  console.error("boot: --disk needs the block devices (not built yet)");
+  Deno.exit(2);
+}
+
+const vm = await Vm.start({
+  kernel: positionals[0],
+  memory: values.memory,
+  cmdline: values.cmdline,
+  timeout: values.timeout,
+  rewrite: !values["no-rewrite"],
+  paceIdle: true,
+}).catch((e) => {
+  console.error(`boot: ${e.message}`);
+  Deno.exit(1);
+});
+
+const out = new TextEncoder();
+vm.console.onOutput((text) => Deno.stdout.writeSync(out.encode(text)));
+const tty = Deno.stdin.isTerminal();
+if (tty) {
+  Deno.stdin.setRaw(true);
+  Deno.stderr.writeSync(out.encode("[ring3: console attached; Ctrl-A x to quit]\r\n"));
+}
+
+let quitting = false;
+(async () => {
+  const buf = new Uint8Array(256);
+  let escape = false;
+  for (;;) {
+    const n = await Deno.stdin.read(buf).catch(() => null);
+    if (n === null) break;
+    const forward: number[] = [];
+    for (const b of buf.subarray(0, n)) {
+      if (tty && escape) {
+        escape = false;
+        if (b === 0x78 /* x */) {
+          quitting = true;
+          await vm.stop("quit from the console (Ctrl-A x)");
+          return;
+        }
+        forward.push(b);
+      } else if (tty && b === 0x01) {
+        escape = true;
+      } else {
+        forward.push(b);
+      }
+    }
+    if (forward.length) vm.console.send(new Uint8Array(forward));
+  }
+})();
+
+const r = await vm.finished;
+if (tty) Deno.stdin.setRaw(false);
+if (r.outcome === "exit") {
+  Deno.stderr.writeSync(out.encode(`\n[ring3: guest exited with status ${r.exitCode}]\n`));
+  Deno.exit(r.exitCode);
+}
+if (!quitting) Deno.stderr.writeSync(out.encode(`\n[ring3: ${formatFailure(r.failure)}]\n`));
+Deno.exit(quitting ? 0 : 1);
