@@ -11,6 +11,7 @@ export type FailureKind =
   | "invalid-instruction"
   | "unsupported-mode"
   | "triple-fault"
+  | "exception-storm"
   | "unmapped-memory"
   | "host-syscall"
   | "halted"

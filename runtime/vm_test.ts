@@ -295,3 +295,19 @@ test({
     });
   },
 });
+
+for (const [kind, failure] of [["storm", "exception-storm"], ["triple", "triple-fault"]] as const) {
+  test(`a guest that ${kind === "storm" ? "takes an exception storm" : "triple-faults"} ends with a classified report`, async () => {
+    let pid = 0;
+    await withVm({ kernel: FAULT, cmdline: `kind=${kind}`, timeout: "30s" }, async (vm) => {
+      pid = vm.pid;
+      const err = await vm.exit().then(() => null, (e) => e);
+      assert.ok(err instanceof GuestFailureError, String(err));
+      assert.equal(err.report.kind, failure);
+      assert.match(err.report.instruction?.text ?? err.report.message, /ud2|#UD|invalid opcode/);
+      assert.deepEqual(err.report.lastConsoleLines, [`fault kind ${kind}`]);
+      assert.ok(err.report.guestNs < 5e9, "ended long before the guest-time limit");
+    });
+    assertGone(pid);
+  });
+}

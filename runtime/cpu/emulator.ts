@@ -70,6 +70,7 @@ export type FatalKind =
   | "invalid-instruction"
   | "unsupported-mode"
   | "triple-fault"
+  | "exception-storm"
   | "unmapped-memory"
   | "host-syscall";
 
@@ -1434,9 +1435,11 @@ export class Emulator {
    * A fault during delivery becomes a double fault; a fault delivering that, a triple fault.
    */
   #raise(vector: number, errorCode: number | null, returnEip: number, software: boolean): void {
+    if (vector < 32 && !software) this.#watchStorm(vector, returnEip);
     let v = vector;
     let err = hasErrorCode(vector) && !software ? (errorCode ?? 0) : null;
     let soft = software;
+    const chain = [vectorName(vector)];
     for (let depth = 0;; depth++) {
       try {
         this.#deliver(v, err, returnEip, soft);
@@ -1453,11 +1456,13 @@ export class Emulator {
           }
           throw e;
         }
+        chain.push(vectorName(e.vector));
         if (v === VECTOR.DF || depth >= 2) {
           throw new Fatal(
             "triple-fault",
-            `triple fault: ${vectorName(e.vector)} while delivering ${vectorName(v)} ` +
+            `triple fault: ${chain.join(" -> ")} at eip 0x${hex(returnEip)} ` +
               `(IDT base 0x${hex(this.state.idtr.base)} limit 0x${hex(this.state.idtr.limit)})`,
+            this.#describeAt(returnEip),
           );
         }
         const first = v;
@@ -1467,12 +1472,37 @@ export class Emulator {
         if (bothSerious) {
           v = VECTOR.DF;
           err = 0;
+          chain.push(vectorName(VECTOR.DF));
         } else {
           v = second;
           err = hasErrorCode(second) ? (e.errorCode ?? 0) : null;
         }
         soft = false;
       }
+    }
+  }
+
+  #stormKey = -1;
+  #stormCount = 0;
+
+  /**
+   * The same exception at the same instruction, over and over with nothing else faulting in
+   * between, is a guest that cannot make progress (a handler that returns to the fault without
+   * fixing it). Ends the run rather than spending the guest-time limit on it.
+   */
+  #watchStorm(vector: number, eip: number): void {
+    const key = vector * 0x100000000 + (eip >>> 0);
+    if (key !== this.#stormKey) {
+      this.#stormKey = key;
+      this.#stormCount = 1;
+      return;
+    }
+    if (++this.#stormCount >= EXCEPTION_STORM_LIMIT) {
+      throw new Fatal(
+        "exception-storm",
+        `${vectorName(vector)} at eip 0x${hex(eip)} ${this.#stormCount} times in a row: the ` +
+          `guest's handler returns to the faulting instruction without fixing its cause`,
+      );
     }
   }
 
@@ -1537,6 +1567,8 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
+/** Identical consecutive exceptions that make an exception storm. */
+const EXCEPTION_STORM_LIMIT = 1000;
 /** The access size of each mov form emulated on device memory. */
 const MMIO_SIZE = new Map<number, 1 | 2 | 4>([
   [Code.Mov_rm8_r8, 1],
