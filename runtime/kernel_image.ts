@@ -13,6 +13,7 @@ import {
   parseSideTable,
   RewriteError,
   rewriteImage,
+  REWRITER_VERSION,
   type RewriteSummary,
   SIDECAR_SUFFIX,
   type SideTable,
@@ -107,7 +108,7 @@ export async function prepareKernel(
     if (e instanceof ImageFormatError) return { bytes, patches: [], source: "unmodified" };
     throw e;
   }
-  const key = sha256Hex(bytes);
+  const key = `${sha256Hex(bytes)}-v${REWRITER_VERSION}`;
   const dir = `${options.cacheDir ?? defaultCacheDir()}/rewrite`;
   const cached = `${dir}/${key}`;
   const cachedTable = await readText(cached + SIDECAR_SUFFIX);

@@ -34,6 +34,12 @@ export interface Classification {
   kind: string;
 }
 
+/**
+ * Version of the rewriting policy: bump it whenever what gets patched changes, so that cached
+ * rewrites (keyed by image content and this version) are made again.
+ */
+export const REWRITER_VERSION = 2;
+
 /** [class, kind, pattern over iced-x86 `Code` names]. */
 const RULES: readonly [SiteClass, string, RegExp][] = [
   ["sensitive", "pushf", /^Pushf[wdq]$/],
@@ -54,6 +60,22 @@ const RULES: readonly [SiteClass, string, RegExp][] = [
   ["sensitive", "rdtscp", /^Rdtscp$/],
   ["sensitive", "syscall", /^Syscall$/],
   ["sensitive", "sysenter", /^Sysenter$/],
+  // Loads of a segment register and far transfers trap at CPL 3 only because the guest's
+  // selectors are not valid host selectors. A guest selector equal to a host one (0x23 is the
+  // host's 32-bit code, 0x2b its data, 0x33 its 64-bit code) loads natively and silently: a data
+  // register then holds a code segment, or `ljmp $0x33` enters host 64-bit mode. Rewriting them
+  // costs nothing (they trap either way) and makes every one exact.
+  ["sensitive", "iret", /^Iret[wdq]$/],
+  ["sensitive", "ljmp", /^Jmp_(ptr1616|ptr1632|m1616|m1632|m1664)$/],
+  ["sensitive", "lcall", /^Call_(ptr1616|ptr1632|m1616|m1632|m1664)$/],
+  ["sensitive", "lret", /^Retf[wdq](_imm16)?$/],
+  ["sensitive", "mov r/m,%sreg", /^Mov_Sreg_/],
+  ["sensitive", "pop %sreg", /^Pop[wdq]_(ES|CS|SS|DS|FS|GS)$/],
+  ["sensitive", "lds", /^Lds_/],
+  ["sensitive", "les", /^Les_/],
+  ["sensitive", "lfs", /^Lfs_/],
+  ["sensitive", "lgs", /^Lgs_/],
+  ["sensitive", "lss", /^Lss_/],
 
   ["privileged", "in", /^In_/],
   ["privileged", "out", /^Out_/],
@@ -77,17 +99,6 @@ const RULES: readonly [SiteClass, string, RegExp][] = [
   ["privileged", "invd", /^Invd$/],
   ["privileged", "rdmsr", /^Rdmsr/],
   ["privileged", "wrmsr", /^Wrmsr/],
-  ["privileged", "iret", /^Iret[wdq]$/],
-  ["privileged", "ljmp", /^Jmp_(ptr1616|ptr1632|m1616|m1632|m1664)$/],
-  ["privileged", "lcall", /^Call_(ptr1616|ptr1632|m1616|m1632|m1664)$/],
-  ["privileged", "lret", /^Retf[wdq](_imm16)?$/],
-  ["privileged", "mov r/m,%sreg", /^Mov_Sreg_/],
-  ["privileged", "pop %sreg", /^Pop[wdq]_(ES|CS|SS|DS|FS|GS)$/],
-  ["privileged", "lds", /^Lds_/],
-  ["privileged", "les", /^Les_/],
-  ["privileged", "lfs", /^Lfs_/],
-  ["privileged", "lgs", /^Lgs_/],
-  ["privileged", "lss", /^Lss_/],
   ["privileged", "sysexit", /^Sysexit[dq]$/],
   ["privileged", "sysret", /^Sysret[dq]$/],
   ["privileged", "swapgs", /^Swapgs$/],

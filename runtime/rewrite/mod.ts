@@ -14,7 +14,7 @@
  *
  * @module
  */
-export { type Classification, classifyCode, type SiteClass } from "./classify.ts";
+export { type Classification, classifyCode, REWRITER_VERSION, type SiteClass } from "./classify.ts";
 export { type BitnessRange, type CodeMap, type CodeMapOptions, mapCode } from "./code_map.ts";
 export { formatReport } from "./report.ts";
 export { rewriteFile, type RewriteFileOptions, writeRewrite } from "./rewrite_file.ts";
