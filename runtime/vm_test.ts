@@ -313,3 +313,26 @@ for (const [kind, failure] of [["storm", "exception-storm"], ["triple", "triple-
     assertGone(pid);
   });
 }
+
+const APIC = "fixtures/build/apic.elf";
+
+test("the local APIC and IOAPIC work through emulated MMIO: timer, self-IPI, TPR, PIT routing", async () => {
+  await withVm({ kernel: APIC, timeout: "30s" }, async (vm) => {
+    assert.equal(await vm.exit(), 1, vm.console.transcript);
+    assert.match(vm.console.transcript, /apic: 8 passed, 0 failed\n/);
+    const t = (await vm.result()).stats.trapsByCause;
+    assert.ok(t["mmio read"] > 0 && t["mmio write"] > 0);
+  });
+});
+
+test({
+  name: "the APIC fixture prints the same lines under ring3 as under qemu-system-i386",
+  ignore: NO_QEMU,
+  async fn() {
+    const q = await runQemu({ kernel: APIC });
+    await withVm({ kernel: APIC, timeout: "30s" }, async (vm) => {
+      assert.equal(await vm.exit(), q.status);
+      assert.equal(vm.console.transcript, q.output);
+    });
+  },
+});

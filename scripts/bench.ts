@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { parseElf } from "../runtime/boot/elf.ts";
 import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
 import { Vm } from "../mod.ts";
+import { computeBench } from "./bench/compute_bench.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { json: { type: "boolean" } } });
 
@@ -145,6 +146,7 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const hello = await helloBootToExit();
 const locks = await lockBench(20000);
 const minios = await miniosSelftest();
+const compute = await computeBench({ cpu, rounds: 3 });
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
   trapRoundTrip: {
@@ -157,6 +159,7 @@ const result = {
     goal: 1.2,
     runtimeTrapsByCause: trapCauses,
   },
+  computeBound: compute,
   lockHeavy: locks,
   miniosSelftest: minios,
   helloBootToExit: {
@@ -183,6 +186,19 @@ if (values.json) {
     `  host time ${h.hostMs} ms, guest time ${h.guestMs} ms, ${h.hostRoundTrips} host round trips`,
   );
   console.log(`  traps by cause: ${fmtCauses(h.trapsByCause)}`);
+  const c = result.computeBound;
+  console.log("\ncompute-bound loop (same C loop; ratio = native time / guest time, goal >= 0.9)");
+  console.log(
+    `  native x86-64 ${c.nativeMs.toFixed(1)} ms, native 32-bit ${c.native32Ms.toFixed(1)} ms`,
+  );
+  console.log(
+    `  guest kernel ${c.kernelMs.toFixed(1)} ms: ratio ${c.kernelRatio.toFixed(3)} ` +
+      `(${c.kernelRatio32.toFixed(3)} vs the same 32-bit code)`,
+  );
+  console.log(
+    `  guest user process ${c.userMs.toFixed(1)} ms: ratio ${c.userRatio.toFixed(3)} ` +
+      `(${c.userRatio32.toFixed(3)} vs the same 32-bit code)`,
+  );
   const l = result.lockHeavy;
   console.log(`\nlock-heavy loop (sensitive lockbench: pushf; cli; counter++; popf) x ${l.pairs}`);
   console.log(
