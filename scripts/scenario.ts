@@ -1,62 +1,21 @@
 /**
- * `deno task scenario NAME...`: runs scenarios from scenarios/NAME.ts and prints one line per
- * scenario; the exit status is 0 only when all passed.
+ * `deno task scenario NAME|GLOB... [--jobs N] [--reporter pretty|tap|junit|json] [--seed N]
+ * [--artifacts DIR] | --list`: runs scenarios from scenarios/NAME.ts (see
+ * runtime/harness/runner.ts). The exit status is 0 when every selected scenario passed or was
+ * skipped, 1 when one failed, 2 for a usage error.
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { formatFailure, runScenario, type Scenario } from "../mod.ts";
+import { main } from "../runtime/harness/runner.ts";
 
-const { positionals, values } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: { list: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+const encoder = new TextEncoder();
+const write = (stream: { writeSync(p: Uint8Array): number }) => (text: string) => {
+  const bytes = encoder.encode(text);
+  for (let off = 0; off < bytes.length;) off += stream.writeSync(bytes.subarray(off));
+};
+
+const status = await main(Deno.args, new URL("../scenarios/", import.meta.url), {
+  out: write(Deno.stdout),
+  err: write(Deno.stderr),
 });
-
-const dir = new URL("../scenarios/", import.meta.url);
-const available = [...Deno.readDirSync(dir)]
-  .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
-  .map((e) => e.name.slice(0, -3))
-  .sort();
-
-if (values.help || (positionals.length === 0 && !values.list)) {
-  console.log(`usage: deno task scenario NAME... | --list\nscenarios: ${available.join(", ")}`);
-  Deno.exit(values.help ? 0 : 2);
-}
-if (values.list) {
-  for (const name of available) console.log(name);
-  Deno.exit(0);
-}
-
-let failed = 0;
-for (const name of positionals) {
-  if (!available.includes(name)) {
-    console.error(`no scenario named "${name}" (available: ${available.join(", ")})`);
-    Deno.exit(2);
-  }
-  const mod = await import(new URL(`${name}.ts`, dir).href);
-  const s = mod.default as Scenario;
-  const out = await runScenario(s);
-  const secs = (out.hostMs / 1000).toFixed(2);
-  if (out.status === "passed") {
-    console.log(`ok - ${name}: ${s.name} (${secs}s)`);
-  } else if (out.status === "skipped") {
-    console.log(`ok - ${name} # SKIP ${out.skipReason}`);
-  } else {
-    failed++;
-    console.log(`not ok - ${name}: ${s.name} (${secs}s)`);
-    console.log(indent(out.error?.message ?? "failed"));
-    for (const m of out.machines) {
-      if (
-        m.result.outcome === "failure" && !out.error?.message.includes(m.result.failure.message)
-      ) {
-        console.log(indent(`machine ${m.kernel}: ${formatFailure(m.result.failure)}`));
-      }
-    }
-  }
-}
-Deno.exit(failed ? 1 : 0);
-
-function indent(s: string): string {
-  return s.split("\n").map((l) => `  ${l}`).join("\n");
-}
+Deno.exit(status);

@@ -5,13 +5,38 @@
  *
  * @module
  */
-import { type BootOptions, Vm } from "../vm.ts";
 import type { RunResult } from "../run_result.ts";
+import {
+  type Backend,
+  bootScenarioVm,
+  type ScenarioBootOptions,
+  type ScenarioVm,
+} from "./scenario_vm.ts";
 
 /** What a scenario function gets. */
 export interface ScenarioContext {
-  /** Boots a machine; it is stopped when the scenario ends, whatever happens. */
-  boot(options: BootOptions): Promise<Vm>;
+  /**
+   * Boots a machine (ring3's Vm or a QemuVm, by `options.backend`, else the run's backend);
+   * it is stopped when the scenario ends, whatever happens.
+   */
+  boot(options: ScenarioBootOptions): Promise<ScenarioVm>;
+  /**
+   * The run's seed (`deno task scenario --seed N`, {@link DEFAULT_SEED} otherwise), for a
+   * scenario that makes choices (inputs, orders, timings) to derive them from, so that a run
+   * can be reproduced. Reports print it. It does not change how machines boot.
+   */
+  readonly seed: number;
+}
+
+/** The seed of a run that names none: fixed, so that runs are reproducible by default. */
+export const DEFAULT_SEED = 1;
+
+/** Options of {@link runScenario}. */
+export interface RunScenarioOptions {
+  /** Passed to the scenario as {@link ScenarioContext.seed}; default {@link DEFAULT_SEED}. */
+  seed?: number;
+  /** The backend of machines whose boot options name none (default "ring3"). */
+  backend?: Backend;
 }
 
 /** Options of a scenario. */
@@ -60,6 +85,10 @@ export interface MachineRecord {
   pid: number;
   transcript: string;
   result: RunResult;
+  /** Diagnostics from the machine (unhandled ports, loader notes): {@link ScenarioVm.logs}. */
+  logs?: string[];
+  /** The backend that ran it. */
+  backend?: Backend;
 }
 
 /** The outcome of running a scenario. */
@@ -77,30 +106,43 @@ export interface ScenarioOutcome {
  * to end, so that no guest process outlives the run.
  *
  * @param s the scenario
+ * @param runOptions the seed, the backend
  * @returns what happened
  */
-export async function runScenario(s: Scenario): Promise<ScenarioOutcome> {
+export async function runScenario(
+  s: Scenario,
+  runOptions: RunScenarioOptions = {},
+): Promise<ScenarioOutcome> {
   if (s.options.skip) {
     return { name: s.name, status: "skipped", skipReason: s.options.skip, hostMs: 0, machines: [] };
   }
   const t0 = performance.now();
-  const booted: { vm: Vm; kernel: string }[] = [];
+  const booted: { vm: ScenarioVm; kernel: string; backend: Backend }[] = [];
   let error: Error | undefined;
   try {
     await s.fn({
       boot: async (options) => {
-        const vm = await Vm.start(options);
-        booted.push({ vm, kernel: options.kernel });
+        const backend = options.backend ?? runOptions.backend ?? "ring3";
+        const vm = await bootScenarioVm(options, backend);
+        booted.push({ vm, kernel: options.kernel, backend });
         return vm;
       },
+      seed: runOptions.seed ?? DEFAULT_SEED,
     });
   } catch (e) {
     error = e instanceof Error ? e : new Error(String(e));
   }
   const machines: MachineRecord[] = [];
-  for (const { vm, kernel } of booted) {
+  for (const { vm, kernel, backend } of booted) {
     const result = await vm.stop("the scenario ended");
-    machines.push({ kernel, pid: vm.pid, transcript: vm.console.transcript, result });
+    machines.push({
+      kernel,
+      pid: vm.pid,
+      transcript: vm.console.transcript,
+      result,
+      logs: [...vm.logs],
+      backend,
+    });
   }
   return {
     name: s.name,

@@ -1,0 +1,670 @@
+/**
+ * The QEMU backend of scenarios (issue 5): the same {@link ScenarioVm} surface as ring3's
+ * {@link Vm}, with the kernel running under `qemu-system-i386` (or `qemu-system-x86_64` for an
+ * ELF64 image) in TCG. COM1 is QEMU's stdio; QMP on a UNIX socket in a temporary folder stops the
+ * machine, reads its guest clock and registers, and reports shutdowns.
+ *
+ * ## Guest time under QEMU
+ *
+ * Scenario timeouts are guest time. QEMU runs with `-icount shift=0,sleep=off`: its virtual
+ * clock advances 1 ns per guest instruction (a 1 GHz, one-instruction-per-cycle CPU) and, when
+ * the CPU halts, jumps straight to the next timer instead of sleeping in host time. That is the
+ * model ring3 has (guest time is consumed CPU time; idle time jumps to the next event), and it
+ * does not depend on how fast or how loaded the host is.
+ *
+ * QMP has no command that returns the virtual clock, so {@link QemuVm} reads it from two guest
+ * devices that count it, with the machine paused for the read (`stop`, reads, `cont`; about 2 ms):
+ * the RTC (`-rtc base=<ring3's RTC epoch>,clock=vm`, whole seconds, QOM property
+ * `/machine.rtc-time`) and the ACPI PM timer (3.579545 MHz, 24 bits, port 0x608 where SeaBIOS
+ * puts the PIIX4 PM block, read with HMP `i`). The RTC second picks the PM timer's wrap (its period
+ * is 4.69 s), which gives the virtual clock to 280 ns. `query-replay`'s instruction count is a
+ * lower bound that is used when the PM timer is not readable (before SeaBIOS sets it up) and
+ * that shows whether the CPU ran at all between two samples.
+ *
+ * The clock is sampled every {@link POLL_MS} ms of host time while an expectation waits
+ * ({@link IDLE_POLL_MS} otherwise), and once as soon as an expectation starts, so its deadline
+ * counts from the guest time it started at. A deadline is noticed at the first sample at or past
+ * it: output the guest printed in between still matches. For a busy guest that is a few ms of
+ * guest time (measured here: TCG with icount runs 210-240 M guest instructions per host second,
+ * so busy guest time runs at about a quarter of host time, and a "5s" timeout of a spinning
+ * guest takes about 20 s of host time; the pauses for sampling cost less than the run-to-run
+ * noise). An idle guest's time races (0.4 s of guest time per host ms with SeaBIOS's 18.2 Hz
+ * PIT), so its deadlines can be noticed that much late.
+ *
+ * Two differences from ring3's clock are compensated. QEMU's RTC keeps a timer armed up to a
+ * day ahead, so a guest idle with no timer of its own jumps up to a day at once; idle time that
+ * passes while the scenario is not blocked on guest time (no expectation waiting, no
+ * `result()`/`exit()`) therefore does not count towards the run's limit. And when the CPU is
+ * halted with no timer armed at all, QEMU's clock stands still; after {@link FROZEN_MS} ms of
+ * host time like that, guest time jumps to the earliest waiting deadline (the run's limit only
+ * once the scenario waits for the end), as ring3's does. A guest that sets its RTC, or moves
+ * the PIIX4 PM block, makes the clock wrong.
+ *
+ * @module
+ */
+import { type BootOptions, GuestFailureError, SerialConsole } from "../vm.ts";
+import type { ToMachine } from "../machine_protocol.ts";
+import { durationNs, memoryBytes } from "../duration.ts";
+import type { FailureKind, FailureReport, RunResult, RunStats } from "../run_result.ts";
+import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
+import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
+import type { ScenarioVm } from "./scenario_vm.ts";
+
+/** Host ms between guest-clock samples while an expectation waits. */
+export const POLL_MS = 20;
+/** Host ms between guest-clock samples otherwise (the run's limit is still enforced). */
+export const IDLE_POLL_MS = 100;
+/** Host ms a halted CPU's clock must stand still before guest time jumps to a deadline. */
+export const FROZEN_MS = 200;
+/** Host ms the machine gets to quit through QMP before it is killed. */
+const QUIT_GRACE_MS = 3000;
+const PM_TIMER_HZ = 3579545;
+const PM_TIMER_PORT = 0x608;
+const PM_TIMER_PERIOD = 2 ** 24;
+const REPORT_LINES = 10;
+
+/** QEMU system emulator flavour. */
+export type QemuArch = "i386" | "x86_64";
+
+/**
+ * Which QEMU a kernel needs: an ELF64 file needs `qemu-system-x86_64`; ELF32 and flat images
+ * (a.out kludge) boot on `qemu-system-i386`.
+ *
+ * @param image the kernel file's bytes (the first 5 are enough)
+ * @returns the architecture
+ */
+export function kernelArch(image: Uint8Array): QemuArch {
+  const elf = image.length > 4 && image[0] === 0x7f && image[1] === 0x45 && image[2] === 0x4c &&
+    image[3] === 0x46;
+  return elf && image[4] === 2 ? "x86_64" : "i386";
+}
+
+/**
+ * Finds `qemu-system-<arch>` on PATH.
+ *
+ * @param arch i386 or x86_64
+ * @returns its path, or null when it is not installed
+ */
+export function qemuSystemBinary(arch: QemuArch = "i386"): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+    try {
+      const p = `${dir}/qemu-system-${arch}`;
+      if (Deno.statSync(p).isFile) return p;
+    } catch { /* not here */ }
+  }
+  return null;
+}
+
+/** What {@link qemuArgs} builds a command line from. */
+export interface QemuArgsOptions {
+  kernel: string;
+  cmdline: string;
+  memoryBytes: number;
+  qmpSocket: string;
+  logFile: string;
+}
+
+/**
+ * QEMU's arguments: the devices ring3 models (COM1 on stdio, isa-debug-exit at 0xf4), a
+ * deterministic virtual clock, an RTC that starts at ring3's epoch, QMP, and the reset log
+ * that tells a triple fault from a deliberate reset.
+ *
+ * @param o paths and machine size
+ * @returns the argument list
+ */
+export function qemuArgs(o: QemuArgsOptions): string[] {
+  const epoch = new Date(RTC_DEFAULT_EPOCH_MS).toISOString().slice(0, 19);
+  return [
+    ...["-kernel", o.kernel, "-append", o.cmdline, "-m", `${o.memoryBytes}B`],
+    ...["-accel", "tcg", "-icount", "shift=0,sleep=off", "-rtc", `base=${epoch},clock=vm`],
+    ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
+    ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
+    ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
+  ];
+}
+
+/** The CPU state QEMU's `info registers` shows, reduced to what reports need. */
+export interface QemuRegisters {
+  /** EIP/RIP, hex without 0x. */
+  rip: string;
+  cpl: number;
+  interruptFlag: boolean;
+  /** The CPU is in hlt. */
+  halted: boolean;
+  /** As ring3 describes it: "protected mode, 32-bit, CPL 0, paging, IF=1". */
+  mode: string;
+}
+
+/**
+ * Parses HMP `info registers` output (qemu-system-i386 or -x86_64).
+ *
+ * @param text the output
+ * @returns the registers, or null when the text is not a register dump
+ */
+export function parseQemuRegisters(text: string): QemuRegisters | null {
+  const hex = (re: RegExp) => {
+    const m = re.exec(text);
+    return m ? BigInt(`0x${m[1]}`) : null;
+  };
+  const ip = hex(/\b[ER]IP=([0-9a-f]+)/);
+  const fl = hex(/\b[ER]FL=([0-9a-f]+)/);
+  const cpl = /\bCPL=(\d)/.exec(text);
+  if (ip === null || fl === null || !cpl) return null;
+  const cr0 = hex(/\bCR0=([0-9a-f]+)/) ?? 0n;
+  const efer = hex(/\bEFER=([0-9a-f]+)/) ?? 0n;
+  const cs = /^CS =.*\b(CS64|CS32|CS16)\b/m.exec(text)?.[1] ?? "CS32";
+  const interruptFlag = (fl & 0x200n) !== 0n;
+  const paging = cr0 & 0x80000000n ? ", paging" : "";
+  let mode: string;
+  if (!(cr0 & 1n)) mode = "real mode";
+  else if (efer & 0x400n) {
+    mode = cs === "CS64" ? "long mode, 64-bit" : `long mode (compatibility), ${cs.slice(2)}-bit`;
+  } else mode = `protected mode, ${cs.slice(2)}-bit`;
+  return {
+    rip: ip.toString(16),
+    cpl: Number(cpl[1]),
+    interruptFlag,
+    halted: /\bHLT=1\b/.test(text),
+    mode: `${mode}, CPL ${cpl[1]}${paging}, IF=${interruptFlag ? 1 : 0}`,
+  };
+}
+
+/**
+ * The virtual clock from an RTC second and a PM timer reading taken together.
+ *
+ * @param rtcSeconds whole seconds the RTC counted since guest time 0
+ * @param pmTicks the 24-bit ACPI PM timer
+ * @returns guest nanoseconds
+ */
+export function unwrapPmTimer(rtcSeconds: number, pmTicks: number): number {
+  const approx = (rtcSeconds + 0.5) * PM_TIMER_HZ;
+  const k = Math.round((approx - pmTicks) / PM_TIMER_PERIOD);
+  return (pmTicks + k * PM_TIMER_PERIOD) * 1e9 / PM_TIMER_HZ;
+}
+
+function haltedForGood(regs: QemuRegisters): EndCause {
+  return {
+    kind: "halted",
+    message: "the guest executed hlt with interrupts disabled (IF=0): it can never run again",
+    regs,
+  };
+}
+
+interface Deadline {
+  id: number;
+  afterNs: number;
+  /** Guest time it fires at; null until the clock was sampled after it was set. */
+  at: number | null;
+}
+
+interface EndCause {
+  kind: FailureKind | "guest-reset";
+  message: string;
+  regs?: QemuRegisters | null;
+}
+
+const live = new Set<Deno.ChildProcess>();
+let unloadHooked = false;
+
+/** Options of {@link QemuVm.start}: ring3's, plus where QEMU is. */
+export interface QemuBootOptions extends BootOptions {
+  /** The QEMU binary (default: `qemu-system-i386` or `-x86_64` on PATH, by the image). */
+  qemuBinary?: string;
+}
+
+/**
+ * A machine running under QEMU, as a scenario drives it. `cpu`, `rewrite` and `paceIdle` of
+ * {@link BootOptions} have no meaning here and are ignored.
+ */
+export class QemuVm implements ScenarioVm {
+  /** COM1, the console (the same class as ring3's, so expectations behave the same). */
+  readonly console: SerialConsole;
+  /** QEMU's own messages (stderr, warnings) and notes of this backend. */
+  readonly logs: string[] = [];
+  /** Which QEMU runs the kernel. */
+  readonly arch: QemuArch;
+  readonly #child: Deno.ChildProcess;
+  readonly #dir: string;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #result: Promise<RunResult>;
+  readonly #runLimitNs: number;
+  readonly #t0 = performance.now();
+  #qmp: QmpClient | null = null;
+  #running = false;
+  #cause: EndCause | null = null;
+  #ended = false;
+  #stderr = "";
+  #guestNs = 0;
+  #idleJumpNs = 0;
+  #unblockedIdleNs = 0;
+  #lastIcount = 0;
+  #lastVirtualNs = 0;
+  #frozenSince = performance.now();
+  #waiting = false;
+  #deadlines: Deadline[] = [];
+  #wake: (() => void) | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #quitTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private constructor(child: Deno.ChildProcess, dir: string, arch: QemuArch, runLimitNs: number) {
+    this.#child = child;
+    this.#dir = dir;
+    this.arch = arch;
+    this.#runLimitNs = runLimitNs;
+    this.#stdin = child.stdin.getWriter();
+    this.console = new SerialConsole((m) => this.#fromConsole(m));
+    live.add(child);
+    if (!unloadHooked) {
+      unloadHooked = true;
+      globalThis.addEventListener("unload", () => {
+        for (const c of live) {
+          try {
+            c.kill("SIGKILL");
+          } catch { /* gone */ }
+        }
+      });
+    }
+    const stdout = this.#pumpStdout();
+    const stderr = this.#pumpStderr();
+    this.#result = child.status.then(async (status) => {
+      live.delete(child);
+      this.#ended = true;
+      this.#wake?.();
+      clearTimeout(this.#timer);
+      clearTimeout(this.#quitTimer);
+      await Promise.all([stdout, stderr]).catch(() => {});
+      await this.#stdin.close().catch(() => {});
+      this.#qmp?.close();
+      await this.#qmp?.closed;
+      const log = await Deno.readTextFile(`${dir}/qemu.log`).catch(() => "");
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      const r = this.#classify(status, log);
+      this.console.end(
+        r.outcome === "failure"
+          ? new GuestFailureError(r.failure)
+          : new Error(`the guest exited with status ${r.exitCode}`),
+      );
+      return r;
+    });
+  }
+
+  /**
+   * Boots a kernel under QEMU.
+   *
+   * @param options as for ring3's {@link Vm.start}, plus the QEMU binary
+   * @returns the running machine
+   * @throws {Error} when QEMU is not installed or the image cannot be read
+   * @throws {GuestFailureError} "image-error" when QEMU refuses the image
+   */
+  static async start(options: QemuBootOptions): Promise<QemuVm> {
+    let image: Uint8Array;
+    try {
+      image = await Deno.readFile(options.kernel);
+    } catch (e) {
+      throw new Error(
+        `cannot read kernel image ${options.kernel}: ${(e as Error).message}` +
+          (options.kernel.startsWith("fixtures/")
+            ? " (build fixtures with `deno task fixtures`)"
+            : ""),
+        { cause: e },
+      );
+    }
+    const arch = kernelArch(image);
+    const binary = options.qemuBinary ?? qemuSystemBinary(arch);
+    if (!binary) {
+      throw new Error(
+        `qemu-system-${arch} is not installed (needed for ${options.kernel} on the QEMU backend)`,
+      );
+    }
+    const dir = await Deno.makeTempDir({ prefix: "ring3-qemu-" });
+    const args = qemuArgs({
+      kernel: options.kernel,
+      cmdline: options.cmdline ?? "",
+      memoryBytes: memoryBytes(options.memory ?? "64M"),
+      qmpSocket: `${dir}/qmp.sock`,
+      logFile: `${dir}/qemu.log`,
+    });
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(binary, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
+        .spawn();
+    } catch (e) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw e;
+    }
+    const vm = new QemuVm(child, dir, arch, durationNs(options.timeout ?? "60s"));
+    vm.logs.push(
+      `${binary} ${args.map((a) => /[\s"']/.test(a) ? JSON.stringify(a) : a).join(" ")}`,
+    );
+    try {
+      const qmp = await QmpClient.connect(`${dir}/qmp.sock`, { gone: vm.#result });
+      vm.#qmp = qmp;
+      qmp.onEvent((e) => vm.#onEvent(e));
+      const status = await qmp.execute<{ status: string }>("query-status");
+      vm.#running = true;
+      if (status.status === "shutdown") vm.#onEvent({ event: "SHUTDOWN", data: { guest: true } });
+    } catch {
+      // QEMU refused the image (or died): it exits by itself; the result says why.
+      vm.#kill();
+      const r = await vm.#result;
+      if (r.outcome === "failure") throw new GuestFailureError(r.failure);
+      return vm;
+    }
+    vm.#clockLoop();
+    return vm;
+  }
+
+  /** QEMU's pid (0 once it could not be started). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Guest nanoseconds at the last clock sample. */
+  get guestNs(): number {
+    return this.#guestNs;
+  }
+
+  /** How the run ended, without telling the machine that the caller waits for it. */
+  get finished(): Promise<RunResult> {
+    return this.#result;
+  }
+
+  /** How the run ended; resolves when it does. An idle guest's time may run to the limit. */
+  result(): Promise<RunResult> {
+    this.#waiting = true;
+    this.#kick();
+    return this.#result;
+  }
+
+  /**
+   * Waits for the guest to exit through isa-debug-exit.
+   *
+   * @returns QEMU's exit status, ((v << 1) | 1) & 0xff
+   * @throws {GuestFailureError} when the run ended any other way
+   */
+  async exit(): Promise<number> {
+    const r = await this.result();
+    if (r.outcome === "exit") return r.exitCode;
+    throw new GuestFailureError(r.failure);
+  }
+
+  /**
+   * Ends the run now (QMP `quit`, SIGKILL if QEMU does not go) and waits for the end.
+   *
+   * @param reason recorded in the report
+   * @returns how the run ended
+   */
+  stop(reason = "stopped by the scenario"): Promise<RunResult> {
+    this.#finish({ kind: "stopped", message: `stopped by the harness: ${reason}` });
+    return this.#result;
+  }
+
+  // --- console ---------------------------------------------------------------------------------
+
+  #fromConsole(m: ToMachine): void {
+    if (this.#ended) return;
+    switch (m.type) {
+      case "input":
+        this.#stdin.write(m.bytes).catch(() => {});
+        break;
+      case "deadline":
+        this.#deadlines.push({ id: m.id, afterNs: m.afterNs, at: null });
+        this.#kick();
+        break;
+      case "cancel-deadline":
+        this.#deadlines = this.#deadlines.filter((d) => d.id !== m.id);
+        break;
+      case "waiting":
+        this.#waiting = true;
+        break;
+      case "stop":
+        this.#finish({ kind: "stopped", message: `stopped by the harness: ${m.reason}` });
+        break;
+    }
+  }
+
+  async #pumpStdout(): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of this.#child.stdout) {
+      this.console.output(decoder.decode(chunk, { stream: true }), this.#guestNs);
+    }
+    const rest = decoder.decode();
+    if (rest) this.console.output(rest, this.#guestNs);
+  }
+
+  async #pumpStderr(): Promise<void> {
+    const decoder = new TextDecoder();
+    let partial = "";
+    for await (const chunk of this.#child.stderr) {
+      const text = decoder.decode(chunk, { stream: true });
+      this.#stderr += text;
+      const lines = (partial + text).split("\n");
+      partial = lines.pop()!;
+      for (const l of lines) if (l) this.logs.push(l);
+    }
+    if (partial) this.logs.push(partial);
+  }
+
+  // --- guest clock -----------------------------------------------------------------------------
+
+  #kick(): void {
+    this.#wake?.();
+  }
+
+  async #clockLoop(): Promise<void> {
+    while (!this.#ended && !this.#cause) {
+      await this.#tick().catch((e) => {
+        // A closed connection means QEMU is exiting; its status says why.
+        if (e instanceof QmpError) this.logs.push(`guest clock: ${e.message}`);
+      });
+      if (this.#ended || this.#cause) break;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        this.#timer = setTimeout(resolve, this.#deadlines.length ? POLL_MS : IDLE_POLL_MS);
+      });
+      clearTimeout(this.#timer);
+      this.#wake = null;
+    }
+  }
+
+  /** Samples the guest clock with the machine paused: instruction count, RTC, PM timer. */
+  async #sample(): Promise<{ icount: number; virtualNs: number } | null> {
+    const q = this.#qmp!;
+    await q.execute("stop");
+    try {
+      const [replay, rtc, pm] = await Promise.all([
+        q.execute<{ icount?: number }>("query-replay"),
+        q.execute<Record<string, number>>("qom-get", { path: "/machine", property: "rtc-time" }),
+        q.hmp(`i /w 0x${PM_TIMER_PORT.toString(16)}`),
+      ]);
+      const icount = replay.icount ?? 0;
+      const rtcSeconds = (Date.UTC(
+        rtc.tm_year + 1900,
+        rtc.tm_mon,
+        rtc.tm_mday,
+        rtc.tm_hour,
+        rtc.tm_min,
+        rtc.tm_sec,
+      ) - RTC_DEFAULT_EPOCH_MS) / 1000;
+      const floor = Math.max(icount, rtcSeconds * 1e9);
+      const pmText = /=\s*0x([0-9a-f]+)/.exec(pm)?.[1];
+      const pmTicks = pmText === undefined ? -1 : parseInt(pmText, 16);
+      let virtualNs = floor;
+      if (pmTicks >= 0 && pmTicks < PM_TIMER_PERIOD) {
+        const t = unwrapPmTimer(rtcSeconds, pmTicks);
+        // Virtual time is the instruction count plus idle jumps, never less; a reading that
+        // disagrees (a guest that reprogrammed its RTC or PM block) falls back to the bound.
+        if (t >= icount - 1000 && Math.abs(t - (rtcSeconds + 0.5) * 1e9) <= 0.6e9) virtualNs = t;
+      }
+      return { icount, virtualNs };
+    } finally {
+      await q.execute("cont").catch(() => {/* shut down or gone: the event says why */});
+    }
+  }
+
+  async #tick(): Promise<void> {
+    if (!this.#running) return;
+    const s = await this.#sample();
+    if (!s || this.#cause) return;
+    const hostNow = performance.now();
+    const blocked = this.#waiting || this.#deadlines.length > 0;
+    if (!blocked) {
+      // Idle time while the scenario is not blocked on guest time does not count towards the
+      // run's limit: QEMU's RTC keeps a timer armed up to a day ahead, which ring3's does not,
+      // so a guest waiting for input with no timer of its own would jump past the limit at once.
+      const idle = s.virtualNs - this.#lastVirtualNs - (s.icount - this.#lastIcount);
+      if (idle > 0) this.#unblockedIdleNs += idle;
+    }
+    this.#guestNs = Math.max(this.#guestNs, s.virtualNs + this.#idleJumpNs);
+    for (const d of this.#deadlines) if (d.at === null) d.at = this.#guestNs + d.afterNs;
+    if (s.icount === this.#lastIcount) {
+      // Not one instruction since the last sample: the CPU is in hlt.
+      const regs = parseQemuRegisters(await this.#qmp!.hmp("info registers"));
+      if (this.#cause) return;
+      if (regs?.halted && !regs.interruptFlag) {
+        this.#finish(haltedForGood(regs));
+        return;
+      }
+      if (s.virtualNs !== this.#lastVirtualNs) this.#frozenSince = hostNow;
+      else if (hostNow - this.#frozenSince >= FROZEN_MS) this.#jumpIdle();
+    } else {
+      this.#frozenSince = hostNow;
+    }
+    this.#lastIcount = s.icount;
+    this.#lastVirtualNs = s.virtualNs;
+    const due = this.#deadlines.filter((d) => d.at !== null && d.at <= this.#guestNs);
+    if (due.length) {
+      this.#deadlines = this.#deadlines.filter((d) => !due.includes(d));
+      for (const d of due) this.console.deadline(d.id);
+    }
+    if (this.#guestNs >= this.#limitAt()) {
+      const regs = parseQemuRegisters(await this.#qmp!.hmp("info registers").catch(() => ""));
+      const limit = `the run's guest-time limit of ${this.#runLimitNs / 1e9} s`;
+      this.#finish(
+        regs?.halted && !regs.interruptFlag ? haltedForGood(regs) : regs?.halted
+          ? {
+            kind: "halted",
+            message: `the guest halted (hlt with IF=${regs.interruptFlag ? 1 : 0}) and nothing ` +
+              `woke it before ${limit}`,
+            regs,
+          }
+          : { kind: "timeout", message: `the guest ran past ${limit}`, regs },
+      );
+    }
+  }
+
+  /** Guest time at which the run's limit is reached. */
+  #limitAt(): number {
+    return this.#runLimitNs + this.#unblockedIdleNs;
+  }
+
+  /** A halted CPU with no timer armed: guest time jumps to the next deadline, as in ring3. */
+  #jumpIdle(): void {
+    const ats = this.#deadlines.flatMap((d) => d.at === null ? [] : [d.at]);
+    if (this.#waiting) ats.push(this.#limitAt());
+    if (!ats.length) return;
+    const next = Math.min(...ats);
+    if (next <= this.#guestNs) return;
+    this.#idleJumpNs += next - this.#guestNs;
+    this.#guestNs = next;
+  }
+
+  // --- the end ---------------------------------------------------------------------------------
+
+  #onEvent(e: QmpEvent): void {
+    if (e.event !== "SHUTDOWN" || e.data?.guest !== true || this.#cause) return;
+    const reason = String(e.data?.reason ?? "");
+    // -no-shutdown keeps QEMU paused after the shutdown, so the registers can still be read.
+    this.#qmp!.hmp("info registers").catch(() => "").then((text) => {
+      const regs = parseQemuRegisters(text);
+      if (reason === "guest-reset") {
+        this.#finish({ kind: "guest-reset", message: "", regs });
+      } else if (reason === "guest-panic") {
+        this.#finish({ kind: "guest-died", message: "the guest reported a panic (pvpanic)", regs });
+      } else {
+        this.#finish({
+          kind: "halted",
+          message: `the guest shut the machine down (QEMU SHUTDOWN, reason ${reason})`,
+          regs,
+        });
+      }
+    });
+  }
+
+  #finish(cause: EndCause): void {
+    if (this.#ended || this.#cause) return;
+    this.#cause = cause;
+    this.#kick();
+    if (!this.#qmp) {
+      this.#kill();
+      return;
+    }
+    this.#qmp.execute("quit").catch(() => {});
+    this.#quitTimer = setTimeout(() => this.#kill(), QUIT_GRACE_MS);
+  }
+
+  #kill(): void {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
+  #classify(status: Deno.CommandStatus, log: string): RunResult {
+    const stats: RunStats = {
+      resumes: 0,
+      trapsByCause: {},
+      clockTicks: 0,
+      interrupts: 0,
+      guestNs: this.#guestNs,
+      hostMs: performance.now() - this.#t0,
+    };
+    const qemuError = /^qemu(-system-\w+)?: .*$/m.exec(this.#stderr)?.[0];
+    // isa-debug-exit: QEMU exits with ((v << 1) | 1) & 0xff, always odd. Status 1 is also how
+    // QEMU fails; its message on stderr tells the two apart.
+    if (status.signal === null && status.code % 2 === 1 && !(status.code === 1 && qemuError)) {
+      return { outcome: "exit", exitCode: status.code, stats };
+    }
+    const fail = (kind: FailureKind, message: string, regs?: QemuRegisters | null): RunResult => {
+      const lines = this.console.transcript.split("\n");
+      if (lines.length && lines[lines.length - 1] === "") lines.pop();
+      const failure: FailureReport = {
+        kind,
+        message,
+        lastConsoleLines: lines.slice(-REPORT_LINES),
+        guestNs: this.#guestNs,
+      };
+      if (regs) {
+        failure.rip = regs.rip;
+        failure.mode = regs.mode;
+      }
+      return { outcome: "failure", failure, stats };
+    };
+    const c = this.#cause;
+    if (c?.kind === "guest-reset" || (!c && status.code === 0 && status.signal === null)) {
+      // -no-reboot turns a reset into a shutdown; QEMU logs "Triple fault" (-d cpu_reset) when
+      // the reset is one. Without a SHUTDOWN event (QMP gone) a clean exit is taken as one too.
+      return /^Triple fault$/m.test(log) || !c
+        ? fail(
+          "triple-fault",
+          "triple fault: an exception could not be delivered (QEMU shut down on the reset, " +
+            "-no-reboot)",
+          c?.regs,
+        )
+        : fail(
+          "guest-died",
+          "the guest reset the machine (QEMU SHUTDOWN, reason guest-reset; -no-reboot)",
+          c.regs,
+        );
+    }
+    if (c) return fail(c.kind as FailureKind, c.message, c.regs);
+    if (!this.#running) {
+      return fail("image-error", qemuError ?? `QEMU could not boot the image: ${this.#stderr}`);
+    }
+    return fail(
+      "host-error",
+      `QEMU ended unexpectedly (${
+        status.signal ? `signal ${status.signal}` : `status ${status.code}`
+      })${qemuError ? `: ${qemuError}` : ""}`,
+    );
+  }
+}

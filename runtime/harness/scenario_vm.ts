@@ -1,0 +1,97 @@
+/**
+ * What a scenario may do with a machine, whichever backend runs it: ring3's {@link Vm} and
+ * {@link QemuVm} both implement {@link ScenarioVm}, so one scenario drives either (issue 5).
+ *
+ * @module
+ */
+import type { BootOptions, ExpectOptions } from "../vm.ts";
+import { Vm } from "../vm.ts";
+import type { RunResult } from "../run_result.ts";
+import { QemuVm } from "./qemu_vm.ts";
+
+/** Which machine runs a scenario's kernels. */
+export type Backend = "ring3" | "qemu";
+
+/** Every backend, in the order `--backend both` runs them. */
+export const BACKENDS: readonly Backend[] = ["ring3", "qemu"];
+
+/** A serial console as a scenario sees it: {@link SerialConsole}'s public surface. */
+export interface ScenarioConsole {
+  /** Everything the guest printed so far. */
+  readonly transcript: string;
+  /**
+   * Waits until the output after the previous match matches `pattern`, within a guest-time limit.
+   *
+   * @param pattern a string or regular expression
+   * @param options guest-time limit (default "10s")
+   * @returns the match
+   */
+  expect(pattern: string | RegExp, options?: ExpectOptions): Promise<RegExpExecArray>;
+  /**
+   * Types on the guest's receive line.
+   *
+   * @param text characters (UTF-8) or bytes
+   */
+  send(text: string | Uint8Array): void;
+  /**
+   * Calls `listener` with each chunk of output and the guest time it was seen at.
+   *
+   * @param listener receives text and guest nanoseconds
+   */
+  onOutput(listener: (text: string, guestNs: number) => void): void;
+}
+
+/** A running machine as a scenario drives it, on any backend. */
+export interface ScenarioVm {
+  /** COM1. */
+  readonly console: ScenarioConsole;
+  /** Diagnostics from the machine or the emulator. */
+  readonly logs: string[];
+  /** The host process that runs the guest (0 if it never started). */
+  readonly pid: number;
+  /**
+   * Waits for the guest to exit through isa-debug-exit.
+   *
+   * @returns the exit status, (v << 1) | 1
+   */
+  exit(): Promise<number>;
+  /** How the run ended; resolves when it does. */
+  result(): Promise<RunResult>;
+  /**
+   * Ends the run now and waits for the end.
+   *
+   * @param reason recorded in the report
+   */
+  stop(reason?: string): Promise<RunResult>;
+}
+
+/** {@link BootOptions} plus the backend to boot on. */
+export interface ScenarioBootOptions extends BootOptions {
+  /**
+   * The backend for this machine; default: the run's backend (`runScenario`'s option), else
+   * "ring3". A scenario that needs one backend's abilities names it here.
+   */
+  backend?: Backend;
+}
+
+/**
+ * Boots a machine on a backend.
+ *
+ * @param options what to boot; `options.backend` wins over `fallback`
+ * @param fallback the run's backend (default "ring3")
+ * @returns the running machine
+ */
+export async function bootScenarioVm(
+  options: ScenarioBootOptions,
+  fallback: Backend = "ring3",
+): Promise<ScenarioVm> {
+  const { backend = fallback, ...boot } = options;
+  switch (backend) {
+    case "ring3":
+      return await Vm.start(boot);
+    case "qemu":
+      return await QemuVm.start(boot);
+    default:
+      throw new RangeError(`unknown backend "${backend}" (use "ring3" or "qemu")`);
+  }
+}
