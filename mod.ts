@@ -41,3 +41,15 @@ export {
   type RunStats,
 } from "./runtime/run_result.ts";
 export { type Duration, durationNs } from "./runtime/duration.ts";
+export {
+  type Backend,
+  type ScenarioBootOptions,
+  type ScenarioConsole,
+  type ScenarioVm,
+} from "./runtime/harness/scenario_vm.ts";
+export { QemuVm } from "./runtime/harness/qemu_vm.ts";
+export {
+  compareTranscripts,
+  formatDivergence,
+  type TranscriptDivergence,
+} from "./runtime/harness/differential.ts";

@@ -18,6 +18,8 @@ import { prettyReporter } from "./reporters/pretty.ts";
 import { tapReporter } from "./reporters/tap.ts";
 import { junitReporter } from "./reporters/junit.ts";
 import { jsonReporter, scenarioJson } from "./reporters/json.ts";
+import { compareTranscripts, formatDivergence } from "./differential.ts";
+import type { Backend } from "./scenario_vm.ts";
 
 /** The reporters `--reporter` names. */
 export const reporters: Readonly<Record<string, Reporter>> = {
@@ -38,6 +40,8 @@ options:
   --jobs N          run N scenarios at once (default 1)
   --reporter R      pretty (default), tap (TAP version 14), junit (JUnit XML), json
   --seed N          the seed scenarios get as context.seed (default ${DEFAULT_SEED})
+  --backend B       ring3 (default), qemu, or both: run each scenario on ring3 and on QEMU and
+                    fail it at the first line where their transcripts differ
   --artifacts DIR   write artifacts to DIR/<scenario>/ (default artifacts/<run-id>/<scenario>/)
   --list            print the scenarios' names and descriptions
   -h, --help        print this
@@ -60,10 +64,14 @@ export interface CliOptions {
   jobs: number;
   reporter: string;
   seed: number;
+  backend: RunBackend;
   artifacts?: string;
   list: boolean;
   help: boolean;
 }
+
+/** Where scenarios run: one backend, or both with their transcripts compared. */
+export type RunBackend = Backend | "both";
 
 /**
  * Parses the command line.
@@ -83,6 +91,7 @@ export function parseCli(args: string[]): CliOptions {
         jobs: { type: "string", short: "j" },
         reporter: { type: "string", short: "r" },
         seed: { type: "string" },
+        backend: { type: "string", short: "b" },
         artifacts: { type: "string" },
         list: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -102,11 +111,16 @@ export function parseCli(args: string[]): CliOptions {
     );
   }
   if (values.artifacts === "") throw new UsageError("--artifacts needs a folder");
+  const backend = (values.backend ?? "ring3") as RunBackend;
+  if (!["ring3", "qemu", "both"].includes(backend)) {
+    throw new UsageError(`unknown backend "${values.backend}" (backends: ring3, qemu, both)`);
+  }
   const options: CliOptions = {
     patterns: positionals,
     jobs,
     reporter,
     seed,
+    backend,
     list: values.list ?? false,
     help: values.help ?? false,
   };
@@ -270,6 +284,8 @@ export interface RunOptions {
   /** At most this many at once. */
   jobs: number;
   seed: number;
+  /** Default "ring3". */
+  backend?: RunBackend;
   runId: string;
   /** Artifacts go to `<artifactsDir>/<id>/`; none are written without it. */
   artifactsDir?: string;
@@ -295,7 +311,7 @@ export async function runScenarios(ids: string[], options: RunOptions): Promise<
       const artifactsDir = options.artifactsDir === undefined
         ? undefined
         : `${options.artifactsDir}/${id}`;
-      const outcome = await runOne(options.dir, id, options.seed);
+      const outcome = await runOne(options.dir, id, options.seed, options.backend ?? "ring3");
       const report = toScenarioReport(id, outcome, {
         seed: options.seed,
         runId: options.runId,
@@ -310,7 +326,12 @@ export async function runScenarios(ids: string[], options: RunOptions): Promise<
   return reports;
 }
 
-async function runOne(dir: URL, id: string, seed: number): Promise<ScenarioOutcome> {
+async function runOne(
+  dir: URL,
+  id: string,
+  seed: number,
+  backend: RunBackend,
+): Promise<ScenarioOutcome> {
   const t0 = performance.now();
   let s: Scenario;
   try {
@@ -319,7 +340,43 @@ async function runOne(dir: URL, id: string, seed: number): Promise<ScenarioOutco
     const error = e instanceof Error ? e : new Error(String(e));
     return { name: id, status: "failed", error, hostMs: performance.now() - t0, machines: [] };
   }
-  return await runScenario(s, { seed });
+  if (backend !== "both") return await runScenario(s, { seed, backend });
+  return compareBackends(
+    await runScenario(s, { seed, backend: "ring3" }),
+    await runScenario(s, { seed, backend: "qemu" }),
+  );
+}
+
+/**
+ * One outcome for a scenario run on both backends: it fails when either run failed, or at the
+ * first line where a machine's transcripts differ (differential testing of the emulator).
+ */
+export function compareBackends(a: ScenarioOutcome, b: ScenarioOutcome): ScenarioOutcome {
+  let error: Error | undefined;
+  if (a.error) error = new Error(`on ring3: ${a.error.message}`, { cause: a.error });
+  else if (b.error) error = new Error(`on qemu: ${b.error.message}`, { cause: b.error });
+  else {
+    const n = Math.max(a.machines.length, b.machines.length);
+    for (let i = 0; i < n && !error; i++) {
+      const d = compareTranscripts(
+        a.machines[i]?.transcript ?? "",
+        b.machines[i]?.transcript ?? "",
+      );
+      if (d) {
+        const kernel = a.machines[i]?.kernel ?? b.machines[i]?.kernel ?? "?";
+        error = new Error(`machine ${i + 1} (${kernel}): ${formatDivergence(d)}`);
+      }
+    }
+  }
+  const skipped = a.status === "skipped" && b.status === "skipped";
+  return {
+    name: a.name,
+    status: error ? "failed" : skipped ? "skipped" : "passed",
+    error,
+    skipReason: a.skipReason,
+    hostMs: a.hostMs + b.hostMs,
+    machines: [...a.machines, ...b.machines],
+  };
 }
 
 /** Where a run's text goes. */
@@ -377,6 +434,7 @@ export async function main(args: string[], dir: URL, io: Output): Promise<number
     dir,
     jobs: cli.jobs,
     seed: cli.seed,
+    backend: cli.backend,
     runId,
     artifactsDir,
     onReport(index, report) {

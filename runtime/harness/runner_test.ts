@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Parser } from "tap-parser";
 import {
+  compareBackends,
   globToRegExp,
   main,
   newRunId,
@@ -14,6 +15,7 @@ import {
   UsageError,
 } from "./runner.ts";
 import type { ScenarioReport } from "./reporters/model.ts";
+import type { ScenarioOutcome } from "./scenario.ts";
 
 const ring3Host = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const modTs = new URL("../../mod.ts", import.meta.url).href;
@@ -54,6 +56,7 @@ Deno.test("parseCli: defaults, values, and usage errors", () => {
     jobs: 1,
     reporter: "pretty",
     seed: 1,
+    backend: "ring3",
     list: false,
     help: false,
   });
@@ -230,4 +233,40 @@ Deno.test({
     await Deno.remove(artifacts, { recursive: true });
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("compareBackends() fails a scenario at the first line where ring3 and qemu differ", () => {
+  const outcome = (transcript: string): ScenarioOutcome => ({
+    name: "x",
+    status: "passed",
+    hostMs: 1,
+    machines: [{
+      kernel: "k.elf",
+      pid: 1,
+      transcript,
+      result: {
+        outcome: "exit",
+        exitCode: 1,
+        stats: {
+          resumes: 0,
+          trapsByCause: {},
+          clockTicks: 0,
+          interrupts: 0,
+          guestNs: 0,
+          hostMs: 0,
+        },
+      },
+    }],
+  });
+  const same = compareBackends(outcome("a\nb\n"), outcome("a\nb\n"));
+  assert.equal(same.status, "passed");
+  assert.equal(same.machines.length, 2);
+  const diff = compareBackends(outcome("a\nb\n"), outcome("a\nc\n"));
+  assert.equal(diff.status, "failed");
+  assert.match(diff.error!.message, /machine 1 \(k.elf\): transcripts differ at line 2/);
+  const failed = compareBackends(
+    { ...outcome(""), status: "failed", error: new Error("boom") },
+    outcome(""),
+  );
+  assert.match(failed.error!.message, /^on ring3: boom/);
 });
