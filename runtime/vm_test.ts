@@ -201,6 +201,7 @@ test({
         kernel: HELLO,
         cmdline: c.cmdline,
         input: c.input,
+        inputAfter: "> ",
         memoryMiB: c.memory,
       });
       await withVm({ kernel: HELLO, cmdline: c.cmdline, memory: `${c.memory}M` }, async (vm) => {

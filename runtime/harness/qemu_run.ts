@@ -12,8 +12,13 @@ export interface QemuRunOptions {
   cmdline?: string;
   /** MiB of RAM (default 64). */
   memoryMiB?: number;
-  /** Bytes typed on COM1 at start. */
+  /** Bytes typed on COM1: at start, or once the output contains {@link inputAfter}. */
   input?: string;
+  /**
+   * Type the input only after the guest printed this (a prompt). Input piped at start can race
+   * a kernel's UART initialisation, which resets the receive FIFO.
+   */
+  inputAfter?: string;
   /** Host-time limit in ms (QEMU's TCG runs in host time). Default 30000. */
   timeoutMs?: number;
 }
@@ -67,11 +72,24 @@ export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
   ];
   const child = new Deno.Command(qemu, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
     .spawn();
-  const stdout = new Response(child.stdout).arrayBuffer();
   const stderr = new Response(child.stderr).text();
   const writer = child.stdin.getWriter();
-  if (options.input) await writer.write(new TextEncoder().encode(options.input));
-  await writer.close().catch(() => {});
+  let output = "";
+  let typed = false;
+  const type = async () => {
+    if (typed) return;
+    typed = true;
+    if (options.input) await writer.write(new TextEncoder().encode(options.input)).catch(() => {});
+    await writer.close().catch(() => {});
+  };
+  const stdout = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      output += decoder.decode(chunk, { stream: true });
+      if (options.inputAfter !== undefined && output.includes(options.inputAfter)) await type();
+    }
+  })();
+  if (options.inputAfter === undefined) await type();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -81,7 +99,8 @@ export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
   }, options.timeoutMs ?? 30000);
   const status = (await child.status).code;
   clearTimeout(timer);
-  const output = new TextDecoder().decode(await stdout);
+  await stdout;
+  await type();
   await stderr;
   return { output, status, timedOut };
 }
