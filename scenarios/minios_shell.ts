@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { scenario } from "../mod.ts";
+
+export default scenario(
+  "minios's shell starts a user program that runs in its own address space and exits",
+  async ({ boot }) => {
+    const vm = await boot({ kernel: "fixtures/build/minios.elf", memory: "64M" });
+    await vm.console.expect("minios$ ", { timeout: "5s" });
+    vm.console.send("run hello\r");
+    await vm.console.expect(/hello from pid (\d+)\n/);
+    await vm.console.expect(/\[pid \d+ hello\] exit 0\n/);
+    vm.console.send("exit 0\r");
+    assert.equal(await vm.exit(), 1);
+  },
+);
