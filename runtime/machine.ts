@@ -27,7 +27,7 @@ import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 import { ConsoleTail } from "./console_tail.ts";
-import type { MachineConfig, ToMachine } from "./machine_protocol.ts";
+import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
 import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
 
@@ -151,6 +151,21 @@ export class Machine {
       log: (m) => hooks.log(m),
     });
     this.#uart = board.com1;
+    // The timeline's event kinds. A device adds its own here; the scheduler stays the same.
+    this.#eventKinds.set("serial", (e) => {
+      const text = typeof e.text === "string" ? e.text : "";
+      for (const b of new TextEncoder().encode(text)) this.#pendingInput.push(b);
+      return JSON.stringify(text);
+    });
+    this.#eventKinds.set("irq", (e) => {
+      const line = board.injectIrq(Number(e.line));
+      const action = String(e.action ?? "pulse");
+      if (action === "raise") line.raise();
+      else if (action === "lower") line.lower();
+      else if (action === "pulse") line.pulse();
+      else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
+      return `line ${e.line} ${action}`;
+    });
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#emu = new Emulator(this.state, memory, bus, {
@@ -246,10 +261,36 @@ export class Machine {
       case "waiting":
         this.#scenarioWaiting = true;
         return;
+      case "event": {
+        const apply = () => this.#applyEvent(m.event);
+        if (m.atNs === null || m.atNs <= this.clock.now()) apply();
+        else this.clock.schedule(m.atNs, apply);
+        return;
+      }
       case "stop":
         this.#stopReason ??= m.reason;
         return;
     }
+  }
+
+  readonly #eventKinds = new Map<string, (e: MachineEvent) => string>();
+  readonly #eventLog: AppliedEvent[] = [];
+
+  #applyEvent(e: MachineEvent): void {
+    const kind = this.#eventKinds.get(e.kind);
+    let detail: string;
+    if (kind === undefined) {
+      detail = `unknown event kind "${e.kind}" (known: ${[...this.#eventKinds.keys()].join(", ")})`;
+    } else {
+      try {
+        detail = kind(e);
+      } catch (err) {
+        detail = `rejected: ${(err as Error).message}`;
+      }
+    }
+    if (kind === undefined || detail.startsWith("rejected")) this.hooks.log(`event: ${detail}`);
+    this.#eventLog.push({ guestNs: this.clock.now(), kind: e.kind, detail });
+    if (this.#pendingInput.length > 0) this.#pumpInput();
   }
 
   #transmit(byte: number): void {
@@ -569,6 +610,7 @@ export class Machine {
       interrupts: this.#interruptsDelivered,
       shadowPageFills: this.#pageFaultsMapped,
       privilegeSwitches: this.#contextSwitches,
+      events: [...this.#eventLog],
       guestNs: this.clock.now(),
       hostMs: performance.now() - this.#startMs,
     };

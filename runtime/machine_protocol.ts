@@ -39,12 +39,32 @@ export interface BootMessage {
   mailbox: SharedArrayBuffer;
 }
 
+/**
+ * Something injected into a machine: a kind known to the machine's event registry (devices
+ * register their kinds) and its parameters. Built in: `{ kind: "serial", text }` types on COM1;
+ * `{ kind: "irq", line: 0..15, action: "raise" | "lower" | "pulse" }` drives an ISA interrupt
+ * line (a pulse on a line with no pending cause is a spurious interrupt).
+ */
+export interface MachineEvent {
+  kind: string;
+  [parameter: string]: unknown;
+}
+
+/** An event as the machine applied it. */
+export interface AppliedEvent {
+  guestNs: number;
+  kind: string;
+  detail: string;
+}
+
 /** Scenario thread → running machine, through the mailbox (see mailbox.ts for why). */
 export type ToMachine =
   | { type: "input"; bytes: Uint8Array }
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }
   | { type: "stop"; reason: string }
+  /** An event on the machine's timeline, at a guest time since boot (ns) or now (null). */
+  | { type: "event"; atNs: number | null; event: MachineEvent }
   /** The scenario now waits for the run to end: idle guest time may run to the limit. */
   | { type: "waiting" };
 

@@ -42,6 +42,8 @@ export interface PcBoard {
   com1: Uart16550;
   /** Device memory: the local APIC and the IOAPIC. */
   mmio: MmioBus;
+  /** The line a scenario drives to inject ISA interrupt `n` (ORed with the device's own). */
+  injectIrq(n: number): IrqLine;
 }
 
 /** What the board is built from. */
@@ -95,15 +97,29 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
   const io = ioapic;
   // Each ISA interrupt line goes to the 8259 input of the same number and to the IOAPIC pin
   // QEMU's pc machine wires it to (IRQ0 on pin 2, the others on their own number).
-  const isa = (n: number): IrqLine => {
-    const line = new Line(`isa-irq${n}`);
+  // A device's line and the scenario's injected line for the same IRQ are ORed, as two open-
+  // collector drivers on one ISA interrupt line would be.
+  const devices = new Map<number, IrqLine>();
+  const injected = new Map<number, IrqLine>();
+  const wire = (n: number) => {
+    if (devices.has(n)) return;
+    const dev = new Line(`isa-irq${n}`);
+    const inj = new Line(`injected-irq${n}`);
     const toPic = pic.input(n);
     const toIoApic = io.input(n === 0 ? 2 : n);
-    line.connect((level) => {
+    const update = () => {
+      const level = dev.level || inj.level;
       toPic.set(level);
       toIoApic.set(level);
-    });
-    return line;
+    };
+    dev.connect(update);
+    inj.connect(update);
+    devices.set(n, dev);
+    injected.set(n, inj);
+  };
+  const isa = (n: number): IrqLine => {
+    wire(n);
+    return devices.get(n)!;
   };
   o.bus.attach(L.PIC_MASTER, 2, pic.master);
   o.bus.attach(L.PIC_SLAVE, 2, pic.slave);
@@ -127,5 +143,10 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
   const interruptController = {
     acknowledge: () => lapic.hasInterrupt() ? lapic.acknowledge() : pic.acknowledge(),
   };
-  return { interruptController, com1, mmio };
+  const injectIrq = (n: number): IrqLine => {
+    if (!Number.isInteger(n) || n < 0 || n > 15) throw new RangeError(`no ISA IRQ ${n} (0..15)`);
+    wire(n);
+    return injected.get(n)!;
+  };
+  return { interruptController, com1, mmio, injectIrq };
 }

@@ -52,6 +52,8 @@ export interface RunStats {
   shadowPageFills?: number;
   /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
   privilegeSwitches?: number;
+  /** Timeline events as they were applied, in guest-time order. */
+  events?: { guestNs: number; kind: string; detail: string }[];
   /** Guest time at the end, nanoseconds. */
   guestNs: number;
   /** Host wall time from boot to end, milliseconds. */

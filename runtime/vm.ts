@@ -6,7 +6,7 @@
  * @module
  */
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
-import type { FromMachine, MachineConfig, ToMachine } from "./machine_protocol.ts";
+import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import { Mailbox } from "./mailbox.ts";
 import { prepareKernel } from "./kernel_image.ts";
 import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
@@ -341,6 +341,31 @@ export class Vm {
     const r = await this.#result;
     if (r.outcome === "exit") return r.exitCode;
     throw new GuestFailureError(r.failure);
+  }
+
+  /**
+   * Puts an event on the machine's timeline at a guest time since boot; it is applied when the
+   * guest clock gets there (at once if it already has). See {@link MachineEvent} for the kinds.
+   *
+   * @example
+   * ```ts ignore
+   * vm.at("1s", { kind: "serial", text: "run hello\r" });
+   * vm.at("1500ms", { kind: "irq", line: 7, action: "pulse" }); // a spurious IRQ7
+   * ```
+   * @param time guest time since boot
+   * @param event what happens
+   */
+  at(time: Duration, event: MachineEvent): void {
+    this.#post({ type: "event", atNs: durationNs(time), event });
+  }
+
+  /**
+   * Applies an event as soon as the machine sees it.
+   *
+   * @param event what happens
+   */
+  inject(event: MachineEvent): void {
+    this.#post({ type: "event", atNs: null, event });
   }
 
   /**

@@ -337,3 +337,23 @@ test({
     });
   },
 });
+
+test("timeline events apply at their guest time: a spurious IRQ7, then typed input", async () => {
+  await withVm({ kernel: MINIOS, timeout: "30s" }, async (vm) => {
+    vm.at("500ms", { kind: "irq", line: 7, action: "pulse" });
+    vm.at("1s", { kind: "serial", text: "run hello\r" });
+    vm.inject({ kind: "no-such-kind" });
+    await vm.console.expect(/hello from pid \d+\n/, { timeout: "5s" });
+    vm.console.send("exit 0\r");
+    assert.equal(await vm.exit(), 1);
+    const events = (await vm.result()).stats.events ?? [];
+    assert.deepEqual(events.map((e) => e.kind), ["no-such-kind", "irq", "serial"]);
+    assert.match(events[0].detail, /unknown event kind "no-such-kind" \(known: serial, irq\)/);
+    assert.equal(events[1].detail, "line 7 pulse");
+    assert.ok(events[1].guestNs >= 0.5e9 && events[2].guestNs >= 1e9, JSON.stringify(events));
+    assert.ok(events[2].guestNs - events[1].guestNs >= 0.5e9);
+    assert.ok(vm.logs.some((l) => l.includes("no-such-kind")));
+    // The input was typed at 1 s, so the program ran after it, not before.
+    assert.doesNotMatch(vm.console.transcript, /unexpected interrupt/);
+  });
+});
