@@ -41,6 +41,7 @@ export {
   type RunStats,
 } from "./runtime/run_result.ts";
 export { type Duration, durationNs } from "./runtime/duration.ts";
+export { type Fault, type FaultPlan } from "./runtime/fault_plan.ts";
 export {
   type Backend,
   type ScenarioBootOptions,

@@ -22,6 +22,7 @@ import { IoBus } from "./devices/io_bus.ts";
 import { IrqLine } from "./devices/irq_line.ts";
 import type { Uart16550 } from "./devices/uart16550.ts";
 import { buildPcBoard } from "./pc_board.ts";
+import { FaultInjector } from "./fault_plan.ts";
 import type { MmioBus } from "./devices/mmio_bus.ts";
 import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
@@ -128,7 +129,7 @@ export class Machine {
     );
     const physical = new PhysicalMemory(ram.bytes);
     this.#physical = physical;
-    this.#kernelSpace = new ShadowSpace(processMapper(proc), false);
+    this.#kernelSpace = new ShadowSpace(processMapper(proc, () => this.#faults), false);
     const state = this.state;
     const memory = new PagedMemory(
       physical,
@@ -168,7 +169,19 @@ export class Machine {
     });
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
-    this.#emu = new Emulator(this.state, memory, bus, {
+    this.#faults = new FaultInjector(
+      config.faults ?? [],
+      config.seed ?? 1,
+      (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "fault", detail }),
+    );
+    const faults = this.#faults;
+    const io = faults.active
+      ? {
+        read: (port: number, size: 1 | 2 | 4) => faults.portRead(port, size, bus.read(port, size)),
+        write: (port: number, value: number, size: 1 | 2 | 4) => bus.write(port, value, size),
+      }
+      : bus;
+    this.#emu = new Emulator(this.state, memory, io, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),
@@ -274,6 +287,7 @@ export class Machine {
   }
 
   readonly #eventKinds = new Map<string, (e: MachineEvent) => string>();
+  readonly #faults: FaultInjector;
   readonly #eventLog: AppliedEvent[] = [];
 
   #applyEvent(e: MachineEvent): void {
@@ -353,6 +367,13 @@ export class Machine {
     const stepping = this.#stepping;
     this.#stepping = false;
     const kind = stepping ? proc.step() : proc.run();
+    if (
+      (kind === StopKind.Fault || kind === StopKind.Syscall) && this.#faults.active &&
+      this.#faults.killNow()
+    ) {
+      // Mid-trap: the stop is being handled when the process dies under the tracer.
+      Deno.kill(proc.pid, "SIGKILL");
+    }
     // At least one guest instruction ran (or is the one that trapped now, which is emulated
     // before any delivery), so the one-instruction shadow of sti or mov ss is over. An
     // asynchronous stop can land before that instruction: keep the shadow then.
@@ -435,11 +456,15 @@ export class Machine {
       this.#stepping = true;
       return;
     }
+    if (this.#faults.active && this.#faults.interruptsHeld(this.clock.now())) return;
     const vector = controller.acknowledge();
-    this.#interruptsDelivered++;
-    if (this.#emu.deliverExternal(this.#proc.loadRegs(), vector) === Exit.Fatal) {
-      const f = this.#emu.fatal!;
-      this.#fail(f.kind, f.message, f.instruction);
+    const times = this.#faults.active && this.#faults.duplicate(vector) ? 2 : 1;
+    for (let i = 0; i < times && this.#result === null; i++) {
+      this.#interruptsDelivered++;
+      if (this.#emu.deliverExternal(this.#proc.loadRegs(), vector) === Exit.Fatal) {
+        const f = this.#emu.fatal!;
+        this.#fail(f.kind, f.message, f.instruction);
+      }
     }
     this.#applyPendingChanges();
   }
@@ -539,7 +564,7 @@ export class Machine {
       });
       startClockTimer(p);
       this.#userProc = p;
-      this.#userSpace = new ShadowSpace(processMapper(p), true);
+      this.#userSpace = new ShadowSpace(processMapper(p, () => this.#faults), true);
     }
     return this.#userProc;
   }
@@ -677,12 +702,15 @@ function readMmapMinAddr(): number {
 }
 
 /** Host mapping calls for a shadow space, run inside the guest process as injected syscalls. */
-function processMapper(proc: PtraceProcess): HostMapper {
+function processMapper(proc: PtraceProcess, faults: () => FaultInjector): HostMapper {
   const check = (r: bigint, what: string) => {
     if (r < 0n) throw new HostError(`${what} (in guest process)`, Number(-r), "shadow mapping");
   };
   return {
     map(linear, length, prot, physical) {
+      if (faults().active && faults().failMmap()) {
+        throw new HostError("mmap (in guest process)", 12, "refused by the fault plan");
+      }
       check(
         proc.inject(
           SYSCALL.mmap,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { RunResult } from "./run_result.ts";
+import type { FaultPlan } from "./fault_plan.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -27,6 +28,10 @@ export interface MachineConfig {
    * interactive console): an idle guest waits for the host clock instead of racing ahead.
    */
   paceIdle?: boolean;
+  /** Faults to inject (see fault_plan.ts); default none. */
+  faults?: FaultPlan;
+  /** Seed of every random choice the fault plan makes. */
+  seed?: number;
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }

@@ -8,6 +8,7 @@
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
 import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import { Mailbox } from "./mailbox.ts";
+import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
 import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
@@ -35,6 +36,10 @@ export interface BootOptions {
    * idle guest's time jumps to its next timer at once). For a person at an interactive console.
    */
   paceIdle?: boolean;
+  /** Faults to inject, reproducible from {@link seed} (see runtime/fault_plan.ts). */
+  faults?: FaultPlan;
+  /** Seed of the fault plan's random choices (default 1). */
+  seed?: number;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -290,6 +295,8 @@ export class Vm {
       kernel: prepared.bytes,
       patches: prepared.patches,
       paceIdle: options.paceIdle ?? false,
+      faults: options.faults,
+      seed: options.seed,
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",

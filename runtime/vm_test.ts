@@ -357,3 +357,65 @@ test("timeline events apply at their guest time: a spurious IRQ7, then typed inp
     assert.doesNotMatch(vm.console.transcript, /unexpected interrupt/);
   });
 });
+
+test("a fault plan's garbage port reads are reproducible from its seed", async () => {
+  const run = async (seed: number) => {
+    let transcript = "";
+    const faults = [{ fault: "port-garbage" as const, port: 0x3f8, count: 4 }];
+    await withVm({ kernel: HELLO, faults, seed }, async (vm) => {
+      await vm.console.expect("> ", { timeout: "5s" });
+      vm.console.send("abcdefgh\n");
+      await vm.exit();
+      transcript = vm.console.transcript;
+      const faultsApplied = (await vm.result()).stats.events!.filter((e) => e.kind === "fault");
+      assert.equal(faultsApplied.length, 4);
+    });
+    return transcript;
+  };
+  const a = await run(7);
+  assert.equal(await run(7), a, "same seed, same run");
+  assert.notEqual(await run(8), a, "another seed, other garbage");
+  assert.doesNotMatch(a, /you typed: abcdefgh/);
+});
+
+test("a guest killed in the middle of a trap ends as guest-died, leaving nothing behind", async () => {
+  await withVm({ kernel: HELLO, faults: [{ fault: "kill-guest", afterTraps: 20 }] }, async (vm) => {
+    const r = await vm.result();
+    assert.equal(r.outcome, "failure");
+    if (r.outcome === "failure") {
+      assert.equal(r.failure.kind, "guest-died");
+      assert.match(r.failure.message, /signal 9/);
+    }
+    assert.match(r.stats.events![0].detail, /kill-guest: SIGKILL while handling trap 20/);
+  });
+});
+
+test("a refused host mapping ends the run as a classified host error", async () => {
+  await withVm({
+    kernel: MINIOS,
+    cmdline: "selftest",
+    faults: [{ fault: "fail-host-mmap", after: 10 }],
+  }, async (vm) => {
+    const err = await vm.exit().then(() => null, (e) => e);
+    assert.ok(err instanceof GuestFailureError, String(err));
+    assert.equal(err.report.kind, "host-error");
+    assert.match(err.report.message, /refused by the fault plan/);
+  });
+});
+
+test("minios survives a duplicated interrupt and interrupts held back for 300 ms", async () => {
+  const faults = [
+    { fault: "duplicate-interrupt" as const, nth: 3 },
+    { fault: "delay-interrupts" as const, fromNs: 0.2e9, forNs: 0.3e9 },
+  ];
+  await withVm({ kernel: MINIOS, faults, seed: 3 }, async (vm) => {
+    vm.at("1s", { kind: "serial", text: "run hello\r" });
+    await vm.console.expect(/hello from pid \d+\n/, { timeout: "10s" });
+    vm.console.send("exit 0\r");
+    assert.equal(await vm.exit(), 1);
+    const events = (await vm.result()).stats.events ?? [];
+    assert.ok(
+      events.some((e) => /duplicate-interrupt: vector 0x20 delivered twice/.test(e.detail)),
+    );
+  });
+});

@@ -231,7 +231,14 @@ export class PtraceProcess {
   #resume(request: number): StopKind {
     const { libc, pid, stop } = this;
     if (this.#gone) return stop.kind = StopKind.Gone;
-    if (this.regs.dirty) this.#setRegs();
+    if (this.regs.dirty) {
+      try {
+        this.#setRegs();
+      } catch (e) {
+        // Killed under us (ESRCH): the wait below reports how it ended.
+        if (!(e instanceof HostError) || e.code !== "ESRCH") throw e;
+      }
+    }
     this.#regsLoaded = false;
     this.resumes++;
     // ESRCH here means the process died under us; waitpid below tells how.
