@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { seededRandom } from "./seeded_random.ts";
 
 /** One fault and when it strikes. Counts are occurrences of the fault's trigger, from 1. */
 export type Fault =
@@ -21,18 +22,6 @@ export type Fault =
 
 /** A list of faults. */
 export type FaultPlan = Fault[];
-
-/** A small, fast, seedable PRNG (mulberry32): the same seed gives the same sequence. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The plan as the machine consults it. */
 export class FaultInjector {

@@ -499,19 +499,4 @@ export function readCString(ram: Uint8Array, addr: number): string {
   return new TextDecoder().decode(ram.subarray(addr, end < 0 ? ram.length : end));
 }
 
-/**
- * A seeded PRNG (mulberry32): the same seed gives the same sequence, so fuzz failures replay.
- *
- * @param seed any 32-bit integer
- * @returns a function giving uniform floats in [0, 1)
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
+export { seededRandom } from "../seeded_random.ts";

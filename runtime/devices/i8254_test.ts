@@ -14,6 +14,7 @@ import {
 import { IoBus } from "./io_bus.ts";
 import { IrqLine } from "./irq_line.ts";
 import type { AccessSize } from "./port_device.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 const PIT = 0x40;
 const CONTROL = 0x43;
@@ -542,16 +543,6 @@ Deno.test("PcSpeakerPort stores bits 0-3 and drives the speaker from OUT2 and bi
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("Pit8254 survives random register writes and time steps with invariants intact", () => {
   const SIZES: readonly AccessSize[] = [1, 1, 1, 2, 4];

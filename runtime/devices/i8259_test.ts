@@ -13,6 +13,7 @@ import {
 import { IoBus } from "./io_bus.ts";
 import { IrqLine } from "./irq_line.ts";
 import type { AccessSize } from "./port_device.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 const MASTER = PIC_PC_BASE.MASTER;
 const SLAVE = PIC_PC_BASE.SLAVE;
@@ -576,16 +577,6 @@ Deno.test("Pic8259Pair splits word accesses into consecutive byte registers", ()
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("Pic8259Pair survives random register writes, line changes and INTA cycles", () => {
   const SIZES: readonly AccessSize[] = [1, 1, 1, 2, 4];

@@ -13,6 +13,7 @@ import {
 import { IrqLine } from "./irq_line.ts";
 import { LAPIC_REG, LocalApic, SVR } from "./local_apic.ts";
 import type { AccessSize } from "./port_device.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 interface Message {
   vector: number;
@@ -413,16 +414,6 @@ Deno.test("IoApic messages reach the CPU only for its APIC ID or the broadcast a
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("IoApic survives random register writes and input changes with invariants intact", () => {
   const SIZES: readonly AccessSize[] = [4, 4, 4, 1, 2];

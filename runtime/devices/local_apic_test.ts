@@ -15,6 +15,7 @@ import {
   timerDivisor,
 } from "./local_apic.ts";
 import type { AccessSize } from "./port_device.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 // A local APIC on a ManualClock with its INTR line, level EOIs and log messages recorded.
 function setup(options: { id?: number; busFrequencyHz?: number; clock?: DeviceClock } = {}) {
@@ -827,16 +828,6 @@ Deno.test("LocalApic follows an APIC ID written by the guest", () => {
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("LocalApic survives random register writes with its invariants intact", () => {
   const SIZES: readonly AccessSize[] = [4, 4, 4, 4, 1, 2];

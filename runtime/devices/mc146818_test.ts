@@ -19,6 +19,7 @@ import {
   RTC_REG,
 } from "./mc146818.ts";
 import type { AccessSize } from "./port_device.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 const BASE = 0x70;
 const SECOND = 1_000_000_000;
@@ -481,16 +482,6 @@ Deno.test("cmosMemorySizes() rejects sizes that are not whole bytes in range", (
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("CmosRtc survives random register writes and time steps with invariants intact", () => {
   const SIZES: readonly AccessSize[] = [1, 1, 1, 2, 4];

@@ -15,6 +15,7 @@ import {
   UART_FIFO_SIZE,
   UART_PORT_COUNT,
 } from "./uart16550.ts";
+import { seededRandom as prng } from "../seeded_random.ts";
 
 const BASE = 0x3f8;
 
@@ -637,16 +638,6 @@ Deno.test("Uart16550 word write at THR transmits the low byte and sets IER from 
 // -- robustness ----------------------------------------------------------------------------
 
 // mulberry32: small, seedable, good enough to explore register sequences reproducibly.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 Deno.test("Uart16550 survives random register reads and writes with invariants intact", () => {
   const SIZES: readonly AccessSize[] = [1, 1, 1, 2, 4];
