@@ -47,6 +47,11 @@ export class ManualClock implements DeviceClock {
     return () => void (t.live = false);
   }
 
+  /** Callbacks scheduled and neither run nor cancelled: lets tests check a device leaks no timers. */
+  get pending(): number {
+    return this.#timers.filter((t) => t.live).length;
+  }
+
   /** Moves time forward by `ns`, running due callbacks in time order. */
   advance(ns: number): void {
     this.advanceTo(this.#now + ns);

@@ -25,33 +25,12 @@ const SECOND = 1_000_000_000;
 const at = (ticks: number, from = 0) => from + nsForTicks(ticks, PIT_FREQUENCY_HZ);
 
 // A ManualClock that counts the callbacks still pending, to check "one timer per counter".
-class CountingClock extends ManualClock {
-  pending = 0;
-
-  override schedule(atNs: number, fn: () => void): () => void {
-    this.pending++;
-    let live = true;
-    const done = () => {
-      if (!live) return false;
-      live = false;
-      this.pending--;
-      return true;
-    };
-    const cancel = super.schedule(atNs, () => {
-      if (done()) fn();
-    });
-    return () => {
-      done();
-      cancel();
-    };
-  }
-}
 
 // A PIT and port 0x61 on a bus, with IRQ0's rising and falling edges timestamped.
 // What the tests need from a clock: the device's view plus a way to move time.
 type TestClock = DeviceClock & { advance(ns: number): void; advanceTo(ns: number): void };
 
-function setup(clock: TestClock = new CountingClock()) {
+function setup(clock: TestClock = new ManualClock()) {
   const irq0 = new IrqLine("irq0");
   const pit = new Pit8254({ clock, irq0 });
   const port61 = new PcSpeakerPort({ pit, clock });
@@ -166,7 +145,7 @@ Deno.test("Pit8254 mode 3 counts down by two in each half, from N-1 for odd coun
 });
 
 Deno.test("Pit8254 keeps one timer pending for counter 0 and cancels it on reprogramming", () => {
-  const clock = new CountingClock();
+  const clock = new ManualClock();
   const p = setup(clock);
   assert.equal(clock.pending, 1, "the power-on square wave");
   for (let i = 0; i < 20; i++) p.program(0x34, 1000 + i);
@@ -549,7 +528,7 @@ Deno.test("Pit8254 survives random register writes and time steps with invariant
   for (const seed of [1, 2, 3, 0x8254]) {
     const random = prng(seed);
     const int = (n: number) => Math.floor(random() * n);
-    const clock = new CountingClock();
+    const clock = new ManualClock();
     const p = setup(clock);
     const context = () => `seed ${seed}`;
     for (let step = 0; step < 4000; step++) {

@@ -26,31 +26,10 @@ const SECOND = 1_000_000_000;
 const MS = 1_000_000;
 
 // A ManualClock that counts the callbacks still pending, to check "at most one timer".
-class CountingClock extends ManualClock {
-  pending = 0;
-
-  override schedule(atNs: number, fn: () => void): () => void {
-    this.pending++;
-    let live = true;
-    const done = () => {
-      if (!live) return false;
-      live = false;
-      this.pending--;
-      return true;
-    };
-    const cancel = super.schedule(atNs, () => {
-      if (done()) fn();
-    });
-    return () => {
-      done();
-      cancel();
-    };
-  }
-}
 
 // An RTC at 0x70 on a bus, with IRQ8's rising edges timestamped.
 function setup(options: { epochMs?: number; memory?: Uint8Array } = {}) {
-  const clock = new CountingClock();
+  const clock = new ManualClock();
   const irq8 = new IrqLine("irq8");
   const messages: string[] = [];
   const rtc = new CmosRtc({ clock, irq8, ...options, log: (m) => messages.push(m) });
