@@ -19,6 +19,7 @@ import {
   type SideTable,
 } from "./rewrite/mod.ts";
 import { sha256Hex } from "./rewrite/_sha256.ts";
+import { fromHex } from "./rewrite/side_table.ts";
 
 /** A patched site as the machine needs it. */
 export interface PatchEntry {
@@ -65,7 +66,8 @@ function patchesOf(table: SideTable): PatchEntry[] {
   return table.patches.map((p) => ({
     vaddr: p.vaddr,
     bitness: p.bitness,
-    bytes: Uint8Array.from((p.bytes.match(/../g) ?? []).map((h) => parseInt(h, 16))),
+    // parseSideTable has checked every patch's hex.
+    bytes: fromHex(p.bytes)!,
   }));
 }
 
