@@ -12,7 +12,7 @@ import { ImageFormatError } from "./boot/image_error.ts";
 import { HostError } from "./host/host_error.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { BootMessage, FromMachine, ToMachine } from "./machine_protocol.ts";
-import type { FailureKind, RunResult } from "./run_result.ts";
+import { emptyStats, type FailureKind, type RunResult } from "./run_result.ts";
 
 let machine: Machine | null = null;
 
@@ -24,7 +24,7 @@ function failBeforeBoot(kind: FailureKind, message: string): void {
   const result: RunResult = {
     outcome: "failure",
     failure: { kind, message, lastConsoleLines: [], guestNs: 0 },
-    stats: { resumes: 0, trapsByCause: {}, clockTicks: 0, interrupts: 0, guestNs: 0, hostMs: 0 },
+    stats: emptyStats(),
   };
   post({ type: "ended", result });
   self.close();

@@ -60,6 +60,25 @@ export interface RunStats {
   hostMs: number;
 }
 
+/**
+ * Statistics of a run that counted nothing: a boot that failed before the guest ran, or a
+ * backend that does not count traps.
+ *
+ * @param overrides the figures that are known
+ * @returns the statistics
+ */
+export function emptyStats(overrides: Partial<RunStats> = {}): RunStats {
+  return {
+    resumes: 0,
+    trapsByCause: {},
+    clockTicks: 0,
+    interrupts: 0,
+    guestNs: 0,
+    hostMs: 0,
+    ...overrides,
+  };
+}
+
 /** The end of a run. */
 export type RunResult =
   | { outcome: "exit"; exitCode: number; stats: RunStats }

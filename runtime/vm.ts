@@ -10,7 +10,7 @@ import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./mach
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
-import { type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
+import { emptyStats, type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
 /** Options of {@link Vm.start}. */
 export interface BootOptions {
@@ -251,14 +251,7 @@ export class Vm {
         resolve({
           outcome: "failure",
           failure,
-          stats: {
-            resumes: 0,
-            trapsByCause: {},
-            clockTicks: 0,
-            interrupts: 0,
-            guestNs: 0,
-            hostMs: 0,
-          },
+          stats: emptyStats(),
         });
       };
     });

@@ -45,7 +45,7 @@
 import { type BootOptions, GuestFailureError, SerialConsole } from "../vm.ts";
 import type { ToMachine } from "../machine_protocol.ts";
 import { durationNs, memoryBytes } from "../duration.ts";
-import type { FailureKind, FailureReport, RunResult, RunStats } from "../run_result.ts";
+import { emptyStats, type FailureKind, type FailureReport, type RunResult } from "../run_result.ts";
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
@@ -610,14 +610,7 @@ export class QemuVm implements ScenarioVm {
   }
 
   #classify(status: Deno.CommandStatus, log: string): RunResult {
-    const stats: RunStats = {
-      resumes: 0,
-      trapsByCause: {},
-      clockTicks: 0,
-      interrupts: 0,
-      guestNs: this.#guestNs,
-      hostMs: performance.now() - this.#t0,
-    };
+    const stats = emptyStats({ guestNs: this.#guestNs, hostMs: performance.now() - this.#t0 });
     const qemuError = /^qemu(-system-\w+)?: .*$/m.exec(this.#stderr)?.[0];
     // isa-debug-exit: QEMU exits with ((v << 1) | 1) & 0xff, always odd. Status 1 is also how
     // QEMU fails; its message on stderr tells the two apart.
