@@ -13,12 +13,15 @@ import { parseElf } from "../runtime/boot/elf.ts";
 import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
 import { Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
+import { timeLines } from "./bench/line_timer.ts";
+import { openLibc } from "../runtime/host/libc.ts";
+import { allowedCpus } from "../runtime/tracer/ptrace_process.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { json: { type: "boolean" } } });
 
 const TRAPS = 100000;
 const ROUNDS = 3;
-const cpus = availableCpus();
+const cpus = allowedCpus(openLibc());
 const cpu = cpus[cpus.length - 1];
 
 async function buildReference(): Promise<string> {
@@ -51,16 +54,13 @@ async function referenceTrapUs(exe: string): Promise<number> {
 
 async function runtimeTrapUs(): Promise<{ us: number; traps: Record<string, number> }> {
   const vm = await Vm.start({ kernel: "fixtures/build/trapbench.bin", cpu });
-  let start = 0, done = 0, seen = "";
-  vm.console.onOutput((text) => {
-    seen += text;
-    if (!start && seen.includes("trapbench start\n")) start = performance.now();
-    if (!done && seen.includes("trapbench done\n")) done = performance.now();
-  });
+  const timer = timeLines(vm, /trapbench start\n/, /trapbench done\n/);
   const code = await vm.exit();
-  if (code !== 1 || !start || !done) throw new Error(`trapbench failed: status ${code}, ${seen}`);
+  if (code !== 1 || timer.ms === null) {
+    throw new Error(`trapbench failed: status ${code}, ${timer.output}`);
+  }
   const r = await vm.result();
-  return { us: (done - start) * 1000 / TRAPS, traps: r.stats.trapsByCause };
+  return { us: timer.ms * 1000 / TRAPS, traps: r.stats.trapsByCause };
 }
 
 async function helloBootToExit() {
@@ -86,15 +86,12 @@ async function lockBench(pairs: number) {
     cpu,
     timeout: "600s",
   });
-  let start = 0, done = 0, seen = "";
-  vm.console.onOutput((text) => {
-    seen += text;
-    if (!start && seen.includes("lockbench start")) start = performance.now();
-    if (!done && seen.includes("lockbench done")) done = performance.now();
-  });
+  const timer = timeLines(vm, /lockbench start/, /lockbench done/);
   const code = await vm.exit();
   const r = await vm.result();
-  if (code !== 1 || !start || !done) throw new Error(`lockbench failed: status ${code}, ${seen}`);
+  if (code !== 1 || timer.ms === null) {
+    throw new Error(`lockbench failed: status ${code}, ${timer.output}`);
+  }
   const lockTraps = ["pushf", "popf", "cli", "sti"].reduce(
     (n, k) => n + (r.stats.trapsByCause[k] ?? 0),
     0,
@@ -103,7 +100,7 @@ async function lockBench(pairs: number) {
     pairs,
     trapForm: {
       trapsPer1000Pairs: +(lockTraps / pairs * 1000).toFixed(1),
-      usPerPair: +((done - start) * 1000 / pairs).toFixed(2),
+      usPerPair: +(timer.ms * 1000 / pairs).toFixed(2),
     },
     fastForm: "not implemented yet: each pushf/cli/popf still takes a tracer round trip",
   };
@@ -218,13 +215,4 @@ if (values.json) {
 
 function fmtCauses(c: Record<string, number>): string {
   return Object.entries(c).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(" ");
-}
-
-function availableCpus(): number[] {
-  const s = Deno.readTextFileSync("/proc/self/status");
-  const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(s)?.[1] ?? "0";
-  return list.split(",").flatMap((part) => {
-    const [a, b] = part.split("-").map(Number);
-    return b === undefined ? [a] : Array.from({ length: b - a + 1 }, (_, i) => a + i);
-  });
 }

@@ -23,6 +23,7 @@
  */
 import { parseElf } from "../../runtime/boot/elf.ts";
 import { Vm } from "../../mod.ts";
+import { timeLines } from "./line_timer.ts";
 
 /** Options of {@link computeBench}. */
 export interface ComputeBenchOptions {
@@ -120,18 +121,13 @@ async function nativeRound(
 /** Boots a kernel and times the lines `compute start` .. `compute done <hex>` in host time. */
 async function guestRound(kernel: string, cmdline: string, cpu: number) {
   const vm = await Vm.start({ kernel, cmdline, cpu, timeout: "600s" });
-  let start = 0, done = 0, seen = "";
-  vm.console.onOutput((text) => {
-    seen += text;
-    if (!start && seen.includes("compute start\n")) start = performance.now();
-    if (start && !done && /compute done [0-9a-f]+\n/.test(seen)) done = performance.now();
-  });
+  const timer = timeLines(vm, /compute start\n/, /compute done [0-9a-f]+\n/);
   const code = await vm.exit();
-  const sum = /compute done ([0-9a-f]+)\n/.exec(seen)?.[1];
-  if (code !== 1 || !start || !done || !sum) {
-    throw new Error(`${kernel} ${cmdline}: status ${code}, output:\n${seen}`);
+  const sum = /compute done ([0-9a-f]+)\n/.exec(timer.output)?.[1];
+  if (code !== 1 || timer.ms === null || !sum) {
+    throw new Error(`${kernel} ${cmdline}: status ${code}, output:\n${timer.output}`);
   }
-  return { ms: done - start, checksum: sum };
+  return { ms: timer.ms, checksum: sum };
 }
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
