@@ -17,6 +17,8 @@ import { IrqLine as Line } from "./devices/irq_line.ts";
 import { MmioBus } from "./devices/mmio_bus.ts";
 import { LOCAL_APIC_DEFAULT_BASE, LocalApic } from "./devices/local_apic.ts";
 import { IoApic, IOAPIC_DEFAULT_BASE } from "./devices/ioapic.ts";
+import { buildPciPlatform, type NicOptions } from "./pci_platform.ts";
+import type { Ne2000 } from "./devices/ne2000.ts";
 
 /** Port bases and IRQ numbers of the board (PC/AT conventions). */
 export const PC_LAYOUT = {
@@ -44,6 +46,8 @@ export interface PcBoard {
   mmio: MmioBus;
   /** The line a scenario drives to inject ISA interrupt `n` (ORed with the device's own). */
   injectIrq(n: number): IrqLine;
+  /** The network cards, in the order of {@link PcBoardOptions.nics}. */
+  nics: Ne2000[];
 }
 
 /** What the board is built from. */
@@ -58,6 +62,8 @@ export interface PcBoardOptions {
   /** isa-debug-exit: the status QEMU would exit with, (v << 1) | 1. */
   exit: (status: number) => void;
   log: (message: string) => void;
+  /** Network cards (NE2000 on PCI) to add; default none. */
+  nics?: NicOptions[];
 }
 
 /**
@@ -148,5 +154,6 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
     wire(n);
     return injected.get(n)!;
   };
-  return { interruptController, com1, mmio, injectIrq };
+  const { nics } = buildPciPlatform({ bus: o.bus, isa, nics: o.nics ?? [], log: o.log });
+  return { interruptController, com1, mmio, injectIrq, nics };
 }

@@ -163,6 +163,21 @@ export class IoBus {
   }
 
   /**
+   * Removes a device from every range it answers (a PCI BAR moved or decoding was turned off).
+   * The slot stays allocated, so at most 0xffff attachments may ever be made on one bus.
+   *
+   * @param device the device to remove; unknown devices are ignored
+   */
+  detach(device: PortDevice): void {
+    this.#attachments.forEach((a, i) => {
+      if (a.device !== device) return;
+      for (let port = a.base; port < a.base + a.length; port++) {
+        if (this.#slotOf[port] === i + 1) this.#slotOf[port] = 0;
+      }
+    });
+  }
+
+  /**
    * Perform an `in` of `size` bytes from `port`.
    *
    * @param port Port number, 0..0xffff.
@@ -213,7 +228,8 @@ export class IoBus {
    * @returns A fresh array; its entries are frozen.
    */
   devices(): PortAttachment[] {
-    return [...this.#attachments].sort((a, b) => a.base - b.base);
+    return this.#attachments.filter((a, i) => this.#slotOf[a.base] === i + 1)
+      .sort((a, b) => a.base - b.base);
   }
 
   #unhandled(port: number, direction: number, message: string): void {
