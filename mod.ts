@@ -43,6 +43,14 @@ export {
 export { type Duration, durationNs } from "./runtime/duration.ts";
 export { type Fault, type FaultPlan } from "./runtime/fault_plan.ts";
 export {
+  Network,
+  network,
+  type NetworkOptions,
+  type NicOptions,
+  type SwitchedFrame,
+} from "./runtime/net/network.ts";
+export { type PcapFrame, readPcap } from "./runtime/net/pcap.ts";
+export {
   type Backend,
   type ScenarioBootOptions,
   type ScenarioConsole,

@@ -27,6 +27,7 @@ import type { MmioBus } from "./devices/mmio_bus.ts";
 import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
+import { MachineNetwork } from "./machine_network.ts";
 import { ConsoleTail } from "./console_tail.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
@@ -49,6 +50,8 @@ export interface InterruptController {
   acknowledge(): number;
 }
 const SLICE_MS = 5;
+/** Host time an idle networked machine waits for a peer's clock before looking again. */
+const NET_WAIT_MS = 2;
 
 /** Callbacks from a running machine to whoever drives it. */
 export interface MachineHooks {
@@ -58,6 +61,8 @@ export interface MachineHooks {
   deadline(id: number, guestNs: number): void;
   /** Diagnostics (unhandled ports, loader notes). */
   log(message: string): void;
+  /** A frame network card `nic` sent. */
+  frame?(nic: number, bytes: Uint8Array, guestNs: number): void;
 }
 
 /** One machine, built and traced by the calling thread. */
@@ -108,6 +113,8 @@ export class Machine {
   #scenarioWaiting = false;
   /** Scenario deadlines pending: while any is, the scenario is blocked on guest time. */
   readonly #scenarioDeadlines = new Set<number>();
+  /** The network cards' link to the switch; null without cards. */
+  readonly #net: MachineNetwork | null;
 
   private constructor(
     readonly config: MachineConfig,
@@ -142,7 +149,14 @@ export class Machine {
       () => state.cpl === 3,
     );
     const bus = new IoBus({ log: (m) => hooks.log(m) });
+    const nicConfigs = config.nics ?? [];
+    this.#net = nicConfigs.length === 0 ? null : new MachineNetwork(
+      nicConfigs,
+      this.clock,
+      (nic, bytes, ns) => hooks.frame?.(nic, bytes, ns),
+    );
     const board = buildPcBoard({
+      nics: this.#net?.boardNics(),
       bus,
       clock: this.clock,
       intr: this.#intr,
@@ -167,6 +181,11 @@ export class Machine {
       else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
       return `line ${e.line} ${action}`;
     });
+    if (this.#net !== null) {
+      const net = this.#net;
+      net.attach(board.nics);
+      this.#eventKinds.set("nic", (e) => net.applyEvent(e));
+    }
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
@@ -283,6 +302,9 @@ export class Machine {
       case "stop":
         this.#stopReason ??= m.reason;
         return;
+      case "frame":
+        this.#net?.arrive(m.nic, m.bytes, m.atNs);
+        return;
     }
   }
 
@@ -342,6 +364,7 @@ export class Machine {
         this.#flushConsole();
         if (this.mailbox.pending) { for (const m of this.mailbox.drain()) this.#handle(m); }
         if (this.#result === null) this.#checkDeadlines();
+        this.#net?.publish(this.clock.now());
         if (this.#result === null && this.state.halted) this.#idle();
         if (this.#stopReason !== null && this.#result === null) {
           this.#fail("stopped", `stopped by the harness: ${this.#stopReason}`);
@@ -607,7 +630,17 @@ export class Machine {
     this.#deliverInterrupt();
     if (!this.state.halted || this.#result !== null) return;
     const blocked = this.#scenarioWaiting || this.#scenarioDeadlines.size > 0;
-    const next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
+    let next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
+    if (this.#net !== null) {
+      // On a network, idle time runs no further than the peers' clocks allow.
+      const limit = this.#net.limitIdle(this.clock.now(), next, () => this.mailbox.pending);
+      if (limit === "wait") {
+        this.#flushConsole();
+        this.#net.wait(NET_WAIT_MS);
+        return;
+      }
+      next = limit;
+    }
     if (next !== null && this.config.paceIdle && !blocked) {
       const aheadMs = (next - this.clock.now()) / 1e6;
       if (aheadMs > 0.5) {
@@ -662,6 +695,7 @@ export class Machine {
   }
 
   #shutdown(): void {
+    this.#net?.leave();
     this.#kernelProc.kill();
     this.#userProc?.kill();
     this.#ram.close();

@@ -34,6 +34,14 @@ export interface MachineConfig {
   seed?: number;
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
+  /** Network cards (NE2000 on PCI), each on a network; default none. */
+  nics?: NicConfig[];
+}
+
+/** One network card: its address and its network's shared clock table (net/net_sync.ts). */
+export interface NicConfig {
+  mac: Uint8Array;
+  sync: { buffer: SharedArrayBuffer; slot: number; latencyNs: number };
 }
 
 /** Scenario thread → machine Worker, once, by postMessage: build and run. */
@@ -68,6 +76,8 @@ export type ToMachine =
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }
   | { type: "stop"; reason: string }
+  /** A frame for network card `nic`, arriving at guest time `atNs`. */
+  | { type: "frame"; nic: number; bytes: Uint8Array; atNs: number }
   /** An event on the machine's timeline, at a guest time since boot (ns) or now (null). */
   | { type: "event"; atNs: number | null; event: MachineEvent }
   /** The scenario now waits for the run to end: idle guest time may run to the limit. */
@@ -79,4 +89,6 @@ export type FromMachine =
   | { type: "console"; bytes: Uint8Array; guestNs: number }
   | { type: "deadline"; id: number; guestNs: number }
   | { type: "log"; message: string }
+  /** Network card `nic` sent a frame at guest time `guestNs`. */
+  | { type: "frame"; nic: number; bytes: Uint8Array; guestNs: number }
   | { type: "ended"; result: RunResult };

@@ -38,6 +38,7 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
       console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
       deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
       log: (message) => post({ type: "log", message }),
+      frame: (nic, bytes, guestNs) => post({ type: "frame", nic, bytes, guestNs }),
     });
   } catch (e) {
     if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);

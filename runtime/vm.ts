@@ -11,6 +11,7 @@ import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
 import { emptyStats, type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
+import type { Network, NetworkAttachment, NicOptions } from "./net/network.ts";
 
 /** Options of {@link Vm.start}. */
 export interface BootOptions {
@@ -40,6 +41,11 @@ export interface BootOptions {
   faults?: FaultPlan;
   /** Seed of the fault plan's random choices (default 1). */
   seed?: number;
+  /**
+   * Network cards: an NE2000 on PCI (QEMU's ne2k_pci, 10ec:8029) for each entry, on the
+   * {@link Network} it names. Default none.
+   */
+  nics?: NicOptions[];
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -197,7 +203,11 @@ export class Vm {
   #pid = 0;
   #ended = false;
 
-  private constructor(config: MachineConfig) {
+  /** The networks this machine's cards joined, and the cards' ports on them. */
+  #links: { network: Network; port: number }[] = [];
+
+  private constructor(config: MachineConfig, links: { network: Network; port: number }[] = []) {
+    this.#links = links;
     this.#worker = new Worker(new URL("./machine_worker.ts", import.meta.url), {
       type: "module",
       name: `ring3 ${config.kernelPath}`,
@@ -223,8 +233,14 @@ export class Vm {
           case "log":
             this.logs.push(m.message);
             break;
+          case "frame": {
+            const link = this.#links[m.nic];
+            link?.network.send(link.port, m.bytes, m.guestNs);
+            break;
+          }
           case "ended":
             this.#ended = true;
+            this.#leaveNetworks();
             started();
             this.#worker.terminate();
             this.console.end(
@@ -239,6 +255,7 @@ export class Vm {
       this.#worker.onerror = (e) => {
         e.preventDefault();
         this.#ended = true;
+        this.#leaveNetworks();
         this.#worker.terminate();
         const failure: FailureReport = {
           kind: "host-error",
@@ -284,7 +301,20 @@ export class Vm {
       );
     }
     const prepared = await prepareKernel(options.kernel, kernel, { rewrite: options.rewrite });
+    // Cards join their networks before the Worker exists: the clock slots go in the config.
+    let self: Vm | null = null;
+    const pending: { nic: number; bytes: Uint8Array; atNs: number }[] = [];
+    const attachments: NetworkAttachment[] = (options.nics ?? []).map((n, nic) =>
+      n.network.join({
+        deliver: (bytes, atNs) => {
+          if (self) self.#post({ type: "frame", nic, bytes, atNs });
+          else pending.push({ nic, bytes, atNs });
+        },
+      }, n.mac)
+    );
+    const links = attachments.map((a, i) => ({ network: options.nics![i].network, port: a.port }));
     const vm = new Vm({
+      nics: attachments.map((a) => ({ mac: a.mac, sync: a.sync })),
       kernel: prepared.bytes,
       patches: prepared.patches,
       paceIdle: options.paceIdle ?? false,
@@ -296,7 +326,9 @@ export class Vm {
       timeoutNs: durationNs(options.timeout ?? "60s"),
       cpu: options.cpu,
       reportLines: 10,
-    });
+    }, links);
+    self = vm;
+    for (const f of pending) vm.#post({ type: "frame", ...f });
     await vm.started;
     if (vm.pid === 0) {
       // The machine could not be built (bad image, host refused a resource): say why now.
@@ -309,6 +341,10 @@ export class Vm {
   /** The guest host process's pid (0 if it never started). */
   get pid(): number {
     return this.#pid;
+  }
+
+  #leaveNetworks(): void {
+    for (const l of this.#links) l.network.leave(l.port);
   }
 
   #post(m: ToMachine): void {
