@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { network, readPcap, scenario } from "../mod.ts";
-import { checkPingCapture, tsharkSummary } from "./_net_capture.ts";
+import { checkPingCapture, tsharkSummary } from "./support/net_capture.ts";
 
 export default scenario(
   "two minios machines ping each other through the switch; the capture holds ARP and ICMP",

@@ -1,4 +1,4 @@
-/** Checks on captures shared by the network scenarios (not a scenario: the name starts with _). */
+/** Checks on captures shared by the network scenarios (a subfolder: the runner and the scenario test list only top-level files). */
 import assert from "node:assert/strict";
 
 function ip(bytes: Uint8Array, at: number): string {
