@@ -102,6 +102,8 @@ export interface QemuArgsOptions {
   memoryBytes: number;
   qmpSocket: string;
   logFile: string;
+  /** Network devices (`-netdev`/`-device` pairs); default none. */
+  nicArgs?: string[];
 }
 
 /**
@@ -116,10 +118,15 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
   const epoch = new Date(RTC_DEFAULT_EPOCH_MS).toISOString().slice(0, 19);
   return [
     ...["-kernel", o.kernel, "-append", o.cmdline, "-m", `${o.memoryBytes}B`],
-    ...["-accel", "tcg", "-icount", "shift=0,sleep=off", "-rtc", `base=${epoch},clock=vm`],
+    // With a network, idle time passes at host speed (sleep=on): two QEMUs have no shared
+    // clock, and an idle guest that warped ahead would time out before its peer answered.
+    ...["-accel", "tcg", "-icount", `shift=0,sleep=${o.nicArgs?.length ? "on" : "off"}`],
+    ...["-rtc", `base=${epoch},clock=vm`],
     ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
     ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
+    // No network unless a scenario names one (QEMU would otherwise add a user-mode NIC).
+    ...(o.nicArgs?.length ? o.nicArgs : ["-nic", "none"]),
   ];
 }
 
@@ -323,6 +330,8 @@ export class QemuVm implements ScenarioVm {
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       qmpSocket: `${dir}/qmp.sock`,
       logFile: `${dir}/qemu.log`,
+      nicArgs: (await Promise.all((options.nics ?? []).map((n) => n.network.qemuArgs(n.mac))))
+        .flat(),
     });
     let child: Deno.ChildProcess;
     try {
