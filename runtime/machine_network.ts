@@ -152,7 +152,11 @@ export class MachineNetwork {
    * @param next the machine's next event, or null
    * @param mailboxPending whether a message (a frame, maybe) waits in the mailbox
    */
-  limitIdle(now: number, next: number | null, mailboxPending: () => boolean): number | null | "wait" {
+  limitIdle(
+    now: number,
+    next: number | null,
+    mailboxPending: () => boolean,
+  ): number | null | "wait" {
     let bound = Infinity;
     for (const s of this.#syncs) bound = Math.min(bound, s.sync.idleBound(s.latencyNs));
     if (bound === Infinity || next === null || next <= bound) return next;

@@ -113,7 +113,10 @@ export function readPcap(bytes: Uint8Array): { linkType: number; frames: PcapFra
     const frac = v.getUint32(at + 4, little);
     const length = v.getUint32(at + 8, little);
     if (at + 16 + length > bytes.length) throw new Error(`pcap record cut short at byte ${at}`);
-    frames.push({ timeNs: sec * 1e9 + frac * scale, frame: bytes.slice(at + 16, at + 16 + length) });
+    frames.push({
+      timeNs: sec * 1e9 + frac * scale,
+      frame: bytes.slice(at + 16, at + 16 + length),
+    });
     at += 16 + length;
   }
   return { linkType: v.getUint32(20, little), frames };

@@ -7,7 +7,12 @@ function ip(bytes: Uint8Array, at: number): string {
 
 /** Counts of what a capture holds, decoded from the bytes (no tshark needed). */
 export function summarize(frames: Uint8Array[]) {
-  const out = { arpRequests: [] as string[], arpReplies: [] as string[], echoRequests: 0, echoReplies: 0 };
+  const out = {
+    arpRequests: [] as string[],
+    arpReplies: [] as string[],
+    echoRequests: 0,
+    echoReplies: 0,
+  };
   for (const f of frames) {
     const type = (f[12] << 8) | f[13];
     if (type === 0x0806) {
