@@ -14,6 +14,7 @@ import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
 import { Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
 import { timeLines } from "./bench/line_timer.ts";
+import { pingBench } from "./bench/ping_bench.ts";
 import { openLibc } from "../runtime/host/libc.ts";
 import { allowedCpus } from "../runtime/tracer/ptrace_process.ts";
 
@@ -144,6 +145,7 @@ const hello = await helloBootToExit();
 const locks = await lockBench(20000);
 const minios = await miniosSelftest();
 const compute = await computeBench({ cpu, rounds: 3 });
+const ping = await pingBench({ count: 20, cpus: [cpu, cpus.length > 1 ? cpus[0] : cpu] });
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
   trapRoundTrip: {
@@ -159,6 +161,7 @@ const result = {
   computeBound: compute,
   lockHeavy: locks,
   miniosSelftest: minios,
+  pingRoundTrip: ping,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -211,6 +214,13 @@ if (values.json) {
     `  ${m.shadowPageFills} shadow page fills, ${m.privilegeSwitches} privilege switches (host process changes)`,
   );
   console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
+  const p = result.pingRoundTrip;
+  console.log(`\nping between two minios machines on one network (${p.count} echoes, guest time)`);
+  console.log(
+    `  mean ${p.meanRttGuestUs} us (min ${p.minRttGuestUs}, max ${p.maxRttGuestUs}), ` +
+      `${p.received}/${p.count} answered, wire latency ${p.wireLatencyUs} us each way, host ${p.hostMs} ms`,
+  );
+  console.log(`  traps by cause (pinging machine): ${fmtCauses(p.trapsByCause)}`);
 }
 
 function fmtCauses(c: Record<string, number>): string {
