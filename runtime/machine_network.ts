@@ -145,8 +145,8 @@ export class MachineNetwork {
 
   /**
    * How far an idle machine may let its clock run: `next` (its next event) when no peer holds
-   * it back, the peers' bound when that comes first and nothing is in flight, or "wait" when
-   * it must wait in host time for a peer's clock or a frame.
+   * it back, the peers' bound when that comes first (or nothing is due) and nothing is in
+   * flight, or "wait" when it must wait in host time for a peer's clock or a frame.
    *
    * @param now guest time
    * @param next the machine's next event, or null
@@ -159,7 +159,9 @@ export class MachineNetwork {
   ): number | null | "wait" {
     let bound = Infinity;
     for (const s of this.#syncs) bound = Math.min(bound, s.sync.idleBound(s.latencyNs));
-    if (bound === Infinity || next === null || next <= bound) return next;
+    if (bound === Infinity || (next !== null && next <= bound)) return next;
+    // Nothing due (next null) still follows the peers: a machine whose clock stood still would
+    // hold every peer at its time plus the latency, and their deadlines would never come.
     // Order matters: peers' times, then frames in flight, then the mailbox (net_sync.ts).
     const inFlight = this.#syncs.some((s) => s.sync.inFlight() > 0);
     if (bound > now && !inFlight && !mailboxPending()) return bound;

@@ -4,6 +4,7 @@ import { MachineNetwork } from "./machine_network.ts";
 import { IrqLine } from "./devices/irq_line.ts";
 import { Ne2000 } from "./devices/ne2000.ts";
 import { Network } from "./net/network.ts";
+import { NetSync } from "./net/net_sync.ts";
 
 /** Two cards' worth of network state without Workers: the clock rule and the events. */
 function setup() {
@@ -32,8 +33,14 @@ Deno.test("networked idle: a machine idles no further than its peer's clock plus
   assert.equal(a.limitIdle(clock.now(), 10e6, none), 100e3);
   clock.advanceTo(100e3);
   assert.equal(a.limitIdle(clock.now(), 10e6, none), "wait", "at the bound: wait for b");
+  const jc = net.join({ deliver: () => {} }, undefined); // c joins at 0
+  assert.equal(a.limitIdle(clock.now(), null, none), "wait", "nothing due, peers behind");
+  new NetSync(jb.sync.buffer, jb.sync.slot).publish(150e3);
+  new NetSync(jc.sync.buffer, jc.sync.slot).publish(180e3);
+  assert.equal(a.limitIdle(clock.now(), null, none), 250e3, "nothing due: follow the peers");
   net.leave(jb.port);
-  assert.equal(a.limitIdle(clock.now(), 10e6, none), 10e6, "b gone: no bound");
+  net.leave(2);
+  assert.equal(a.limitIdle(clock.now(), 10e6, none), 10e6, "b and c gone: no bound");
   assert.equal(a.limitIdle(clock.now(), null, none), null);
 });
 
