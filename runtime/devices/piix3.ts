@@ -118,3 +118,31 @@ export function piix3Ide(): PciFunction {
 function pirqOf(slot: number, pin: number): number {
   return (pin - 1 + slot - 1) & 3;
 }
+
+/**
+ * The PIIX4 power-management function QEMU's `pc` puts at 00:01.3 (8086:7113, class 06.80,
+ * INTA# for the SCI): its identity and the registers firmware programs (PMBA at 0x40 = 0x600,
+ * PMREGMISC at 0x80 enabling it), so a kernel probing PCI sees what it sees under QEMU. The ACPI
+ * registers behind PMBA (PM timer at 0x608) belong to the firmware-tables device, not here.
+ */
+export function piix4Pm(): PciFunction {
+  const config = new PciConfigSpace({
+    vendorId: 0x8086,
+    deviceId: 0x7113,
+    revision: 0x03,
+    classCode: 0x06,
+    subclass: 0x80,
+    subsystemVendorId: 0x1af4,
+    subsystemId: 0x1100,
+    interruptPin: 1,
+  });
+  config.allowWrites(0x40, 0x100);
+  config.poke(0x40, PIIX4_PM_BASE | 1, 4);
+  config.poke(0x80, 0x01, 1);
+  // SeaBIOS routes the SCI to IRQ 9 and writes it here.
+  config.poke(0x3c, 9, 1);
+  return { name: "piix4-pm", config };
+}
+
+/** Where firmware puts the PIIX4 PM I/O block on QEMU's pc (SeaBIOS's PORT_ACPI_PM_BASE). */
+export const PIIX4_PM_BASE = 0x600;
