@@ -136,3 +136,18 @@ Deno.test("PCI INTA# of the NIC reaches the ISA IRQ the PIIX3 routes it to", () 
   io.write(0xc007, 0x02, 1); // acknowledge
   assert.equal(isa(5).level, false);
 });
+
+Deno.test("PCI: random configuration cycles never throw, and the config ports stay put", () => {
+  const { io, cfg } = platform();
+  let seed = 11;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  for (let i = 0; i < 20000; i++) {
+    const size = ([1, 2, 4] as const)[rnd() % 3];
+    const port = 0xcf8 + (rnd() % 8);
+    if (rnd() % 3 === 0) io.read(port, size);
+    else if (rnd() % 2 === 0) io.write(0xcf8, (0x80000000 | (rnd() & 0x1fffc)) >>> 0, 4);
+    else io.write(port, (rnd() * 2654435761) >>> 0, size);
+  }
+  // Whatever the BARs hold now, mechanism #1 still reaches the host bridge.
+  assert.equal(cfg(0, 0, 0), 0x12378086);
+});
