@@ -30,6 +30,7 @@ import { VirtualClock } from "./virtual_clock.ts";
 import { ConsoleTail } from "./console_tail.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
+import { GUEST_STUB_FD, StubArea } from "./stub_area.ts";
 import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
 
 /** The guest descriptor number of the RAM memfd inside the guest process. */
@@ -104,6 +105,8 @@ export class Machine {
   #stepping = false;
   #shadowEip = -1;
   #stopsSinceTimerCheck = 0;
+  /** The fast form's vCPU page and trampolines, when the image has them. */
+  readonly #stub: StubArea | null;
   /** The scenario waits for the end of the run (vm.exit()). */
   #scenarioWaiting = false;
   /** Scenario deadlines pending: while any is, the scenario is blocked on guest time. */
@@ -119,8 +122,12 @@ export class Machine {
     lowestMapped: number,
     entry: number,
     bootInfo: number,
+    stub: StubArea | null,
   ) {
     this.#libc = libc;
+    this.#stub = stub;
+    // The virtual IF, IOPL and CPL live in the page the trampolines read and write.
+    if (stub !== null) this.state.usePage(stub.page);
     this.#ram = ram;
     this.#kernelProc = proc;
     this.#proc = proc;
@@ -129,7 +136,11 @@ export class Machine {
     );
     const physical = new PhysicalMemory(ram.bytes);
     this.#physical = physical;
-    this.#kernelSpace = new ShadowSpace(processMapper(proc, () => this.#faults), false);
+    this.#kernelSpace = new ShadowSpace(
+      processMapper(proc, () => this.#faults),
+      false,
+      stub?.config.base,
+    );
     const state = this.state;
     const memory = new PagedMemory(
       physical,
@@ -226,14 +237,19 @@ export class Machine {
     const libc = openLibc();
     const ram = createSharedMemory(libc, "ring3-ram", config.memoryBytes);
     let proc: PtraceProcess | undefined;
+    let stub: StubArea | null = null;
     try {
       const kernel = loadMultiboot(config.kernel, ram.bytes, {
         cmdline: config.cmdline,
         kernelPath: config.kernelPath,
       });
       for (const n of kernel.notes) hooks.log(`multiboot: ${n}`);
-      proc = PtraceProcess.spawn(libc, { fds: [[ram.fd, GUEST_RAM_FD]], cpu: config.cpu });
+      if (config.stub !== undefined) stub = StubArea.create(libc, config.stub, ram.size);
+      const fds: [number, number][] = [[ram.fd, GUEST_RAM_FD]];
+      if (stub !== null) fds.push([stub.fd, GUEST_STUB_FD]);
+      proc = PtraceProcess.spawn(libc, { fds, cpu: config.cpu });
       const lowest = mapRam(proc, ram.size);
+      stub?.mapInto(proc);
       startClockTimer(proc);
       return new Machine(
         config,
@@ -245,9 +261,11 @@ export class Machine {
         lowest,
         kernel.entry,
         kernel.ebx,
+        stub,
       );
     } catch (e) {
       proc?.kill();
+      stub?.close();
       ram.close();
       throw e;
     }
@@ -366,6 +384,8 @@ export class Machine {
     if (this.#pendingInput.length > 0) this.#pumpInput();
     const stepping = this.#stepping;
     this.#stepping = false;
+    // The trampolines take their slow path at sti/popf only when this says so.
+    if (this.#stub !== null) this.#stub.page.pending = this.#intr.level;
     const kind = stepping ? proc.step() : proc.run();
     if (
       (kind === StopKind.Fault || kind === StopKind.Syscall) && this.#faults.active &&
@@ -451,7 +471,11 @@ export class Machine {
   #deliverInterrupt(): void {
     const controller = this.#interruptController;
     if (controller === null || !this.#intr.level || !this.state.interruptFlag) return;
-    if (this.state.interruptShadow) {
+    if (
+      this.state.interruptShadow ||
+      (this.#stub !== null && this.#proc === this.#kernelProc &&
+        this.#stub.inStiShadow(this.#proc.loadRegs().eip))
+    ) {
       // Come back after exactly one more instruction, when the shadow is over.
       this.#stepping = true;
       return;
@@ -483,6 +507,15 @@ export class Machine {
       return Exit.Fatal;
     }
     const space = this.#activeSpace();
+    if (space === this.#kernelSpace && this.#stub?.contains(addr)) {
+      this.#fail(
+        "unmapped-memory",
+        `guest kernel code at eip 0x${regs.eip.toString(16)} wrote to 0x${
+          addr.toString(16)
+        }, inside the window ring3 reserves for fast-form trampolines; boot with rewrite: "trap"`,
+      );
+      return Exit.Fatal;
+    }
     // A fault on a page we mapped read-only can only be a write.
     const write = onMapped && space.mappedReadOnly(addr);
     const r = space.fill(this.#physical, this.#pagingControls(), addr, write);
@@ -525,6 +558,7 @@ export class Machine {
    */
   #applyPendingChanges(): void {
     const paging = (this.state.cr0 & CR0.PG) !== 0;
+    const flushed = paging !== this.#pagingMirrored || this.#pendingFlush !== undefined;
     if (paging !== this.#pagingMirrored) {
       this.#kernelSpace.flushAll();
       this.#userSpace?.flushAll();
@@ -544,6 +578,13 @@ export class Machine {
         this.#kernelSpace.flushPage(this.#pendingFlush);
         this.#userSpace?.flushPage(this.#pendingFlush);
       }
+    }
+    if (this.#stub !== null && paging && flushed) {
+      const conflict = this.#stub.pageTableConflict(
+        (a) => this.#physical.read32(a),
+        this.state.cr3,
+      );
+      if (conflict !== undefined) this.#fail("unsupported-mode", conflict);
     }
     this.#pendingFlush = undefined;
     const want = paging && this.state.cpl === 3 ? this.#ensureUserProc() : this.#kernelProc;
@@ -635,6 +676,7 @@ export class Machine {
       interrupts: this.#interruptsDelivered,
       shadowPageFills: this.#pageFaultsMapped,
       privilegeSwitches: this.#contextSwitches,
+      ...(this.#stub === null ? {} : { fastPaths: this.#stub.page.fastRuns }),
       events: [...this.#eventLog],
       guestNs: this.clock.now(),
       hostMs: performance.now() - this.#startMs,
@@ -664,6 +706,7 @@ export class Machine {
   #shutdown(): void {
     this.#kernelProc.kill();
     this.#userProc?.kill();
+    this.#stub?.close();
     this.#ram.close();
     void this.#libc;
   }

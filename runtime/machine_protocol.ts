@@ -6,6 +6,7 @@
  */
 import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
+import type { StubConfig } from "./stub_area.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -32,8 +33,13 @@ export interface MachineConfig {
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
-  /** Sites the static rewriter replaced with int3, with their original bytes. */
+  /**
+   * Sites the static rewriter replaced with int3, with their original bytes (fast-form slow
+   * paths included: their int3s sit in the stub window).
+   */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
+  /** The fast form's stub window, when the image was rewritten in fast form. */
+  stub?: StubConfig;
 }
 
 /** Scenario thread → machine Worker, once, by postMessage: build and run. */
