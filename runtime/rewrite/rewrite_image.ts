@@ -264,6 +264,19 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
       : { trap: patches.length, fast: fast.covered.size },
     skippedByReason: sortKeys(skippedByReason),
     fastEligible: patches.filter((p) => p.fastEligible).length,
+    ...(fast === undefined ? {} : {
+      fast: {
+        windows: fast.section.windows.length,
+        sites: fast.covered.size,
+        codeBytes: fast.section.code.length / 2,
+        fallbacksByReason: sortKeys(
+          fast.section.fallbacks.reduce((m, f) => {
+            m[f.reason] = (m[f.reason] ?? 0) + 1;
+            return m;
+          }, {} as Record<string, number>),
+        ),
+      },
+    }),
     notes: map.notes,
   };
   const sideTable: SideTable = {

@@ -193,8 +193,19 @@ export interface RewriteSummary {
   byForm: Partial<Record<PatchForm, number>>;
   /** Skipped sites per reason, keys sorted. */
   skippedByReason: Record<string, number>;
-  /** Patched sites a 5-byte fast form could replace. */
+  /** Trap-form sites that are 5 bytes or have 5 bytes of plain code after them. */
   fastEligible: number;
+  /** The fast form's figures, when it was asked for. */
+  fast?: {
+    /** Windows patched with a jump. */
+    windows: number;
+    /** cli/sti/pushf/popf sites inside them. */
+    sites: number;
+    /** Bytes of trampoline code. */
+    codeBytes: number;
+    /** Fast-form candidates left in trap form, by reason (keys sorted). */
+    fallbacksByReason: Record<string, number>;
+  };
   /** Remarks: code that is not loaded, and the like. */
   notes: string[];
 }
