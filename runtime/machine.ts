@@ -192,7 +192,7 @@ export class Machine {
         write: (port: number, value: number, size: 1 | 2 | 4) => bus.write(port, value, size),
       }
       : bus;
-    this.#emu = new Emulator(this.state, memory, io, {
+    this.#emu = new Emulator(this.state, stub?.withTrampolineFetch(memory) ?? memory, io, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),

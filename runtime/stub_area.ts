@@ -12,6 +12,7 @@ import { HostError } from "./host/host_error.ts";
 import { MMAP, SYSCALL } from "./host/layouts.ts";
 import type { PtraceProcess } from "./tracer/ptrace_process.ts";
 import { STUB_WINDOW, VCPU_PAGE, VcpuPage } from "./cpu/vcpu_page.ts";
+import type { LinearMemory } from "./cpu/interfaces.ts";
 
 /** The descriptor number of the stub memfd inside the guest's kernel-mode process. */
 export const GUEST_STUB_FD = 4;
@@ -121,6 +122,38 @@ export class StubArea {
       codeOffset,
       "fast-form trampolines",
     );
+  }
+
+  /**
+   * Guest memory as the emulator sees it, with instruction fetches from the window served from
+   * the trampoline code: an instruction displaced into a trampoline that traps (an MMIO access,
+   * a fault) is decoded there, though the guest's page tables do not map the window.
+   *
+   * @param memory guest linear memory
+   * @returns the same memory, fetching from the window too
+   */
+  withTrampolineFetch(memory: LinearMemory): LinearMemory {
+    const bytes = this.#mem.bytes;
+    const base = this.config.base;
+    const end = base + bytes.length;
+    return {
+      read8: (a) => memory.read8(a),
+      read16: (a) => memory.read16(a),
+      read32: (a) => memory.read32(a),
+      write8: (a, v) => memory.write8(a, v),
+      write16: (a, v) => memory.write16(a, v),
+      write32: (a, v) => memory.write32(a, v),
+      fetch(addr, into) {
+        const a = addr >>> 0;
+        if (a < base || a >= end) return memory.fetch(addr, into);
+        const n = Math.min(into.length, end - a);
+        into.set(bytes.subarray(a - base, a - base + n));
+        return n;
+      },
+      ...(memory.supervisor === undefined
+        ? {}
+        : { supervisor: <T>(fn: () => T): T => memory.supervisor!(fn) }),
+    };
   }
 
   /** Whether `linear` lies in the window. */
