@@ -470,12 +470,18 @@ export class Machine {
   /** Delivers the interrupt controller's pending interrupt if the virtual CPU accepts it now. */
   #deliverInterrupt(): void {
     const controller = this.#interruptController;
-    if (controller === null || !this.#intr.level || !this.state.interruptFlag) return;
+    if (controller === null || !this.#intr.level) return;
+    // Stopped in a fast sti past its pending check (IF about to be 1, or 1 with the instruction
+    // after sti still to run): step through, so the interrupt comes after that instruction.
     if (
-      this.state.interruptShadow ||
-      (this.#stub !== null && this.#proc === this.#kernelProc &&
-        this.#stub.inStiShadow(this.#proc.loadRegs().eip))
+      this.#stub !== null && this.#proc === this.#kernelProc &&
+      this.#stub.inStiShadow(this.#proc.loadRegs().eip)
     ) {
+      this.#stepping = true;
+      return;
+    }
+    if (!this.state.interruptFlag) return;
+    if (this.state.interruptShadow) {
       // Come back after exactly one more instruction, when the shadow is over.
       this.#stepping = true;
       return;

@@ -16,8 +16,9 @@
  * the window's instructions in order, then jumps back to the window's end.
  *
  * A sti keeps its one-instruction interrupt shadow: it is never the last instruction of its
- * window, and the trampoline range from its IF store to the end of the instruction after it is
- * reported as a shadow range, in which the runtime single-steps instead of delivering. `sti; hlt`
+ * window, and the trampoline range from its pending check's jump to the end of the instruction
+ * after it is reported as a shadow range, in which the runtime single-steps instead of
+ * delivering (so a stop there delivers neither early nor late). `sti; hlt`
  * (the idle loop's race-free wait) stays in trap form.
  *
  * Sequences (P = the vCPU page; arithmetic flags are preserved with pushfl/popfl around anything
@@ -384,8 +385,10 @@ function emitSequence(a: Asm, kind: FastKind): { int3?: number; shadowFrom?: num
       cmpZero(a, P_CPL);
       a.jump8(JNE8, "slow");
       cmpZero(a, P_PENDING);
-      a.jump8(JNE8, "slow");
+      // From the jne on, a pending flag the runtime sets would no longer be seen: a stop there
+      // steps on through the instruction after sti (the shadow range) before delivering.
       const shadowFrom = a.here;
+      a.jump8(JNE8, "slow");
       a.emit(0x81, 0x0d).u32(P_FLAGS).u32(IF); // orl $IF, P.flags
       incFast(a);
       a.emit(POPFL);

@@ -4,12 +4,12 @@
  * instruction was. It is bound to its image by the image's SHA-256, so a table is never applied
  * to an image it was not made for.
  *
- * Format (`format: "ring3-rewrite"`, `version: 1`), JSON:
+ * Format (`format: "ring3-rewrite"`, `version: 2`), JSON:
  *
  * ```json
  * {
  *   "format": "ring3-rewrite",
- *   "version": 1,
+ *   "version": 2,
  *   "image": { "sha256": "<hex of the rewritten file>", "size": 21284 },
  *   "original": { "sha256": "<hex of the input file>", "path": "fixtures/build/sensitive.elf" },
  *   "options": { "privileged": false, "allowStripped": false, "bitness": [] },
@@ -29,6 +29,12 @@
  * Trap form: the site's first byte is replaced by `int3` (0xCC) and the rest kept. The guest
  * traps with EIP = vaddr + 1; the emulator looks up vaddr, emulates `bytes`, and continues at
  * vaddr + length. An `int3` at an address not in the table is the guest's own breakpoint.
+ *
+ * Fast form (version 2, `options.form: "fast"`): an optional `fast` section holds the stub
+ * window's address, the trampoline code (hex), each patched window (its original bytes, now
+ * `jmp rel32` to its trampoline then int3s), the slow-path int3s inside the code (each standing
+ * for its site's one-byte instruction, continuing after the int3), the sti shadow ranges and
+ * the fallbacks with their reasons. See fast_form.ts and docs/design/2026-11-21-fast-form.md.
  *
  * @module
  */
