@@ -69,3 +69,13 @@ test("fast form: interrupts pending at sti and popf are delivered there, through
   );
   assert.ok((fast.stats.trapsByCause.sti ?? 0) >= 2, "sti with an interrupt pending trapped");
 });
+
+test("fast form: under a 20 kHz timer no interrupt lands inside a cli or pushf/popf section", async () => {
+  // Interrupts arrive at the clock's stops, wherever the guest is, trampolines included.
+  const r = await run({ kernel: SENSITIVE, cmdline: "lockstress=8000000", rewrite: "fast" });
+  assert.match(r.transcript, /lockstress: 8000000 sections, PASS no interrupt inside a section\n/);
+  assert.match(r.transcript, /interrupts arrived: yes\n/);
+  assert.equal(r.status, 1);
+  assert.ok(r.stats.interrupts >= 5, `interrupts: ${r.stats.interrupts}`);
+  assert.ok((r.stats.fastPaths ?? 0) >= 8000000 * 2, `fast paths: ${r.stats.fastPaths}`);
+});
