@@ -68,6 +68,11 @@ test("fast form: interrupts pending at sti and popf are delivered there, through
     `fast ${lockTraps(fast.stats)} vs trap ${lockTraps(trap.stats)}`,
   );
   assert.ok((fast.stats.trapsByCause.sti ?? 0) >= 2, "sti with an interrupt pending trapped");
+  // Segment reads are served from the vCPU page's selectors, without a trap.
+  for (const k of ["read cs", "read ss", "read ds", "push cs", "push ss"]) {
+    assert.equal(fast.stats.trapsByCause[k] ?? 0, 0, k);
+    assert.equal(trap.stats.trapsByCause[k], 1, k);
+  }
 });
 
 test("fast form: under a 20 kHz timer no interrupt lands inside a cli or pushf/popf section", async () => {

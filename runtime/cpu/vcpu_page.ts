@@ -45,9 +45,17 @@ export const VCPU_PAGE = Object.freeze({
   CPL: 8,
   /** Fast sequences entered, counted by the trampolines (wraps at 2^32). */
   FAST_RUNS: 12,
+  /**
+   * The guest's segment selectors, one u32 each (zero-extended) in SREG order: es, cs, ss, ds,
+   * fs, gs. Trampolines serve `mov %sreg,%reg` and `push %sreg` from here.
+   */
+  SELECTORS: 16,
   /** Bytes of the page. */
   SIZE: 0x1000,
 });
+
+/** Bytes of the page in use. */
+const USED_BYTES = VCPU_PAGE.SELECTORS + 6 * 4;
 
 /** EFLAGS bits the vCPU page holds. */
 export const VCPU_FLAG_BITS = Object.freeze({ IF: 1 << 9, IOPL: 3 << 12 });
@@ -58,16 +66,19 @@ export const VCPU_FLAG_BITS = Object.freeze({ IF: 1 << 9, IOPL: 3 << 12 });
  */
 export class VcpuPage {
   readonly #u32: Uint32Array;
+  /** The guest's segment selectors (SREG order), as {@link VCPU_PAGE}.SELECTORS lays them out. */
+  readonly selectors: Uint32Array;
 
   /**
    * @param bytes the page's bytes: a shared mapping, or plain memory when no trampolines run
    *   (default: a fresh private page)
    */
   constructor(bytes: Uint8Array = new Uint8Array(VCPU_PAGE.SIZE)) {
-    if (bytes.byteLength < 16 || bytes.byteOffset % 4 !== 0) {
-      throw new RangeError("a vCPU page needs at least 16 bytes, 4-byte aligned");
+    if (bytes.byteLength < USED_BYTES || bytes.byteOffset % 4 !== 0) {
+      throw new RangeError(`a vCPU page needs at least ${USED_BYTES} bytes, 4-byte aligned`);
     }
-    this.#u32 = new Uint32Array(bytes.buffer, bytes.byteOffset, 4);
+    this.#u32 = new Uint32Array(bytes.buffer, bytes.byteOffset, USED_BYTES / 4);
+    this.selectors = this.#u32.subarray(VCPU_PAGE.SELECTORS / 4, VCPU_PAGE.SELECTORS / 4 + 6);
   }
 
   /** The FLAGS field (IF and IOPL bits only). */

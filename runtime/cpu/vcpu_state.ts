@@ -17,7 +17,7 @@ export class VcpuState {
   #page = new VcpuPage();
 
   /**
-   * The vCPU page holding the virtual IF, IOPL and CPL: their only copy. A private page until
+   * The vCPU page holding the virtual IF, IOPL, CPL and selectors: their only copy. A private page until
    * the machine maps a shared one for the fast form's trampolines ({@link usePage}).
    */
   get page(): VcpuPage {
@@ -25,7 +25,7 @@ export class VcpuState {
   }
 
   /**
-   * Moves the virtual IF, IOPL and CPL into `page` (a mapping shared with the guest's
+   * Moves the virtual IF, IOPL, CPL and selectors into `page` (a mapping shared with the guest's
    * trampolines); from now on they are read and written there.
    *
    * @param page the shared page
@@ -35,15 +35,20 @@ export class VcpuState {
     this.#page = page;
   }
 
-  /** Current privilege level the guest believes it runs at. */
+  /** Current privilege level the guest believes it runs at (in the vCPU page). */
   get cpl(): number {
     return this.#page.cpl;
   }
   set cpl(v: number) {
     this.#page.cpl = v;
   }
-  /** Guest segment selectors, indexed by SREG (es, cs, ss, ds, fs, gs). */
-  readonly selectors = new Uint16Array(6);
+  /**
+   * Guest segment selectors, indexed by SREG (es, cs, ss, ds, fs, gs); kept in the vCPU page,
+   * where fast-form trampolines read them.
+   */
+  get selectors(): Uint32Array {
+    return this.#page.selectors;
+  }
   /** Virtual EFLAGS.IF: the host's IF is always 1 in a user process. */
   get interruptFlag(): boolean {
     return (this.#page.flags & VCPU_FLAG_BITS.IF) !== 0;

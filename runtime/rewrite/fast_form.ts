@@ -1,5 +1,6 @@
 /**
- * The fast form of the static rewriter: cli, sti, pushf and popf become a `jmp rel32` into a
+ * The fast form of the static rewriter: cli, sti, pushf and popf (and reads of segment registers
+ * into registers or onto the stack) become a `jmp rel32` into a
  * per-window trampoline in the stub window ({@link STUB_WINDOW}) that keeps the virtual IF in
  * the vCPU page ({@link VCPU_PAGE}) natively, without a tracer round trip. Only when IF becomes
  * 1 while the runtime has flagged a pending interrupt (or the virtual CPL is not 0) does a
@@ -31,6 +32,7 @@
  *        mov %eax,P.flags; incl P.fast; test $0x200,%eax; jz 1f; cmpl $0,P.pending; jne 2f
  *     1: andl $GUEST_OWNED,4(%esp); pop %eax; popfl; jmp done
  *     2: pop %eax; slow: int3 (popfl)
+ * mov %sreg,%reg: mov P.sel[sreg],%reg      push %sreg: pushl P.sel[sreg]   (no slow path)
  * cli:   pushfl; cmpl $0,P.cpl; jne 1f; andl $~0x200,P.flags; incl P.fast; popfl; jmp done;
  *     1: popfl; int3 (cli)
  * sti:   pushfl; cmpl $0,P.cpl; jne 1f; cmpl $0,P.pending; jne 1f; orl $0x200,P.flags;
@@ -58,8 +60,51 @@ export const FAST_OPCODES: Readonly<Record<number, FastKind>> = Object.freeze({
   0x9d: "popf",
 });
 
-/** An instruction the fast form handles. */
-export type FastKind = "cli" | "sti" | "pushf" | "popf";
+/**
+ * An instruction the fast form handles: the IF instructions, and reads of a segment register
+ * into a general register or onto the stack (`mov %sreg,%r32`/`%r16`, `push %sreg`), served
+ * from the selectors in the vCPU page.
+ */
+export type FastKind = "cli" | "sti" | "pushf" | "popf" | "mov-sreg" | "push-sreg";
+
+/** The normalised mnemonics (classify.ts) whose sites may take the fast form. */
+export const FAST_MNEMONICS: ReadonlySet<string> = new Set([
+  "cli",
+  "sti",
+  "pushf",
+  "popf",
+  "mov %sreg,r/m",
+  "push %sreg",
+]);
+
+/** One-byte pushes of a segment register, 32-bit operand size: opcode → SREG index. */
+const PUSH_SREG_1: Readonly<Record<number, number>> = { 0x06: 0, 0x0e: 1, 0x16: 2, 0x1e: 3 };
+/** `0f xx` pushes of fs and gs. */
+const PUSH_SREG_0F: Readonly<Record<number, number>> = { 0xa0: 4, 0xa8: 5 };
+
+/**
+ * The fast kind of a 32-bit instruction's bytes, or undefined when the trampolines do not
+ * implement that encoding (it stays in trap form).
+ *
+ * @param bytes the whole instruction
+ * @returns its kind
+ */
+export function fastKindOf(bytes: Uint8Array): FastKind | undefined {
+  if (bytes.length === 1) {
+    if (bytes[0] in FAST_OPCODES) return FAST_OPCODES[bytes[0]];
+    if (bytes[0] in PUSH_SREG_1) return "push-sreg";
+    return undefined;
+  }
+  if (bytes.length === 2 && bytes[0] === 0x0f && bytes[1] in PUSH_SREG_0F) return "push-sreg";
+  const m = bytes.length === 2 && bytes[0] === 0x8c
+    ? bytes[1]
+    : bytes.length === 3 && bytes[0] === 0x66 && bytes[1] === 0x8c
+    ? bytes[2]
+    : -1;
+  // Register destination only, and a real segment register (6 and 7 are invalid).
+  if (m >= 0xc0 && ((m >> 3) & 7) <= 5) return "mov-sreg";
+  return undefined;
+}
 
 /** Bytes of the jump patched over a window. */
 export const JUMP_BYTES = 5;
@@ -314,6 +359,7 @@ const P_FLAGS = VCPU_PAGE_ADDRESS + VCPU_PAGE.FLAGS;
 const P_PENDING = VCPU_PAGE_ADDRESS + VCPU_PAGE.PENDING;
 const P_CPL = VCPU_PAGE_ADDRESS + VCPU_PAGE.CPL;
 const P_FAST = VCPU_PAGE_ADDRESS + VCPU_PAGE.FAST_RUNS;
+const P_SELECTORS = VCPU_PAGE_ADDRESS + VCPU_PAGE.SELECTORS;
 const IF = VCPU_FLAG_BITS.IF;
 const IF_IOPL = VCPU_FLAG_BITS.IF | VCPU_FLAG_BITS.IOPL;
 
@@ -335,8 +381,24 @@ function incFast(a: Asm): void {
  * path) and, for sti, where its shadow starts. The sequence ends at label "done", which the
  * caller places after it.
  */
-function emitSequence(a: Asm, kind: FastKind): { int3?: number; shadowFrom?: number } {
+function emitSequence(
+  a: Asm,
+  kind: FastKind,
+  bytes: Uint8Array,
+): { int3?: number; shadowFrom?: number } {
   switch (kind) {
+    case "push-sreg": {
+      const sreg = bytes.length === 1 ? PUSH_SREG_1[bytes[0]] : PUSH_SREG_0F[bytes[1]];
+      a.emit(0xff, 0x35).u32(P_SELECTORS + 4 * sreg); // pushl P.selectors[sreg]
+      return {};
+    }
+    case "mov-sreg": {
+      const m = bytes[bytes.length - 1];
+      const sreg = (m >> 3) & 7;
+      if (bytes.length === 3) a.emit(0x66); // 16-bit destination: only its low half is written
+      a.emit(0x8b, 0x05 | ((m & 7) << 3)).u32(P_SELECTORS + 4 * sreg); // mov P.sel, %reg
+      return {};
+    }
     case "pushf":
       a.emit(PUSHFL, PUSHFL, 0x50); // result slot; saved flags; push %eax
       a.emit(0xa1).u32(P_FLAGS); // mov P.flags, %eax
@@ -432,7 +494,7 @@ export function buildStubArea(
         const at = codeBase + code.length;
         if (ins.fast !== undefined) {
           const a = new Asm(at);
-          const r = emitSequence(a, ins.fast);
+          const r = emitSequence(a, ins.fast, bytesAt(ins.vaddr, ins.length));
           a.label("done");
           a.resolve();
           code.push(...a.bytes);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import iced from "iced-x86";
 import {
   buildStubArea,
-  FAST_OPCODES,
+  FAST_MNEMONICS,
+  fastKindOf,
   type PlanContext,
   type PlannedWindow,
   planWindow,
@@ -24,7 +25,7 @@ function context(code: number[], extraTargets: number[] = []): PlanContext & { a
   const targets = [...sweep.targets, ...extraTargets];
   const fastAt = (v: number) => {
     const x = sites.get(v);
-    return x?.length === 1 ? FAST_OPCODES[x.bytes[0]] : undefined;
+    return x !== undefined && FAST_MNEMONICS.has(x.kind) ? fastKindOf(x.bytes) : undefined;
   };
   return {
     at: sweep.starts,
@@ -179,6 +180,29 @@ Deno.test("planWindow() gives sti the instruction after it, and reports the shad
   assert.equal(parseInt(lines[mov + 1], 16), to, "and ends after the displaced mov");
 });
 
+Deno.test("buildStubArea() serves segment reads from the vCPU page's selectors", () => {
+  // mov %cs,%eax; mov %ss,%dx; push %ds; push %gs; nop; nop; mov %ds,(%eax)
+  const code = [0x8c, 0xc8, 0x66, 0x8c, 0xd2, 0x1e, 0x0f, 0xa8, 0x90, 0x90, 0x8c, 0x18];
+  const ctx = context(code);
+  assert.deepEqual(
+    [0, 2, 5, 6, 10].map((o) => ctx.fastAt(BASE + o)),
+    ["mov-sreg", "mov-sreg", "push-sreg", "push-sreg", undefined],
+  );
+  const windows = [BASE, BASE + 5].map((v) => (plan(ctx, v) as { window: PlannedWindow }).window);
+  assert.deepEqual(windows[0].instructions.map((i) => i.vaddr - BASE), [0, 2]);
+  assert.deepEqual(windows[1].instructions.map((i) => i.vaddr - BASE), [5, 6, 8, 9]);
+  const area = buildStubArea(windows, ctx.bytesAt);
+  const sel = (i: number) => (VCPU_PAGE_ADDRESS + 16 + 4 * i).toString(16).toUpperCase();
+  const text = disassemble(area.code).join("\n");
+  assert.match(text, new RegExp(`mov 0x${sel(1)},%eax`));
+  assert.match(text, new RegExp(`mov 0x${sel(2)},%dx`));
+  assert.match(text, new RegExp(`pushl 0x${sel(3)}`));
+  assert.match(text, new RegExp(`pushl 0x${sel(5)}`));
+  assert.equal(area.slowPaths.length, 0, "segment reads never trap");
+  // mov %ds,(%eax) writes memory: the trampolines leave it to the trap form.
+  assert.equal(fastKindOf(Uint8Array.of(0x8c, 0x18)), undefined);
+});
+
 const SENSITIVE = "fixtures/build/sensitive.elf";
 const haveSensitive = await Deno.stat(SENSITIVE).then(() => true, () => false);
 
@@ -194,7 +218,7 @@ Deno.test({
     assert.equal(first.summary.byForm.fast, fast.windows.flatMap((w) => w.sites).length);
     // Every fast candidate is either in a window or reported with a reason.
     const kinds = first.summary.byClass;
-    const candidates = ["cli", "sti", "pushf", "popf"].reduce(
+    const candidates = [...FAST_MNEMONICS].reduce(
       (n, k) =>
         n + (kinds.sensitive.byMnemonic[k]?.found ?? 0) +
         (kinds.privileged.byMnemonic[k]?.found ?? 0),

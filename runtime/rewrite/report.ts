@@ -67,7 +67,7 @@ export function formatReport(summary: RewriteSummary): string {
   lines.push(`skipped by reason: ${pairs(s.skippedByReason)}`);
   if (s.fast !== undefined) {
     lines.push(
-      `fast form: ${s.fast.sites} cli/sti/pushf/popf sites in ${s.fast.windows} windows, ` +
+      `fast form: ${s.fast.sites} sites in ${s.fast.windows} windows, ` +
         `${s.fast.codeBytes} bytes of trampolines`,
     );
     lines.push(`fast form fallbacks by reason: ${pairs(s.fast.fallbacksByReason)}`);

@@ -24,8 +24,9 @@ import { SITE_CLASSES, type SiteClass } from "./classify.ts";
 import { type CodeMap, type CodeMapOptions, type CodeRegion, mapCode } from "./code_map.ts";
 import {
   buildStubArea,
-  FAST_OPCODES,
+  FAST_MNEMONICS,
   type FastKind,
+  fastKindOf,
   type PlanContext,
   type PlannedWindow,
   planWindow,
@@ -432,8 +433,6 @@ function fromHexStrict(w: FastWindowRecord): Uint8Array {
   return windowPatch(w);
 }
 
-const FAST_KINDS: ReadonlySet<string> = new Set(["cli", "sti", "pushf", "popf"]);
-
 /**
  * Plans the fast form: a window around each cli/sti/pushf/popf whose bytes allow it, the
  * trampolines, and the fallbacks (with reasons) for those that stay in trap form.
@@ -466,8 +465,8 @@ function planFast(
     const sites = new Map(s.sweep.sites.map((x) => [x.vaddr, x]));
     const fastAt = (vaddr: number): FastKind | undefined => {
       const x = sites.get(vaddr);
-      if (x === undefined || x.afterInt3 || x.bitness !== 32 || x.length !== 1) return undefined;
-      return FAST_OPCODES[x.bytes[0]];
+      if (x === undefined || x.afterInt3 || x.bitness !== 32) return undefined;
+      return FAST_MNEMONICS.has(x.kind) ? fastKindOf(x.bytes) : undefined;
     };
     const part32 = (vaddr: number) =>
       s.region.parts.some((p) => p.bitness === 32 && vaddr >= p.start && vaddr < p.end);
@@ -486,7 +485,7 @@ function planFast(
       taken: (vaddr) => taken.has(vaddr),
     };
     for (const site of s.sweep.sites) {
-      if (!FAST_KINDS.has(site.kind) || seen.has(site.vaddr)) continue;
+      if (!FAST_MNEMONICS.has(site.kind) || seen.has(site.vaddr)) continue;
       seen.add(site.vaddr);
       if (covered.has(site.vaddr)) continue;
       const fallback = (reason: string, detail: string) =>
@@ -504,7 +503,8 @@ function planFast(
           site.afterInt3 ? "after-int3" : "encoding",
           site.afterInt3
             ? "an int3 directly precedes it"
-            : `${site.text} is not the one-byte 32-bit form the trampolines implement`,
+            : `${site.text}: the trampolines implement only the 32-bit one-byte IF forms ` +
+              "and segment reads into a register or onto the stack",
         );
         continue;
       }

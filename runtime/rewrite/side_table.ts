@@ -205,7 +205,7 @@ export interface RewriteSummary {
   fast?: {
     /** Windows patched with a jump. */
     windows: number;
-    /** cli/sti/pushf/popf sites inside them. */
+    /** Sites inside them. */
     sites: number;
     /** Bytes of trampoline code. */
     codeBytes: number;
