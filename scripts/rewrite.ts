@@ -90,6 +90,11 @@ try {
       `${input} -> ${output} (+ ${SIDECAR_SUFFIX}), image sha256 ${sideTable.image.sha256}`,
     );
     console.log(formatReport(summary).trimEnd());
+    for (const f of sideTable.fast?.fallbacks ?? []) {
+      console.log(
+        `fast form fallback 0x${f.vaddr.toString(16)} ${f.text}: ${f.reason}: ${f.detail}`,
+      );
+    }
   }
 } catch (e) {
   if (

@@ -12,8 +12,8 @@
  * three instructions before it, at least 5 bytes long, no known branch target strictly inside
  * it, made only of instructions that can run elsewhere: plain ones (unclassified, falling
  * through), other fast-form sites, direct jumps and conditional jumps (re-targeted by iced-x86's
- * BlockEncoder) and returns. Calls are not displaced (the return address would point into the
- * trampoline). The window's first 5 bytes become the jump, the rest `int3`. The trampoline runs
+ * BlockEncoder), returns, and direct calls, which end a window as `push $next; jmp target`, so
+ * the callee sees (and returns to) the original return address. The window's first 5 bytes become the jump, the rest `int3`. The trampoline runs
  * the window's instructions in order, then jumps back to the window's end.
  *
  * A sti keeps its one-instruction interrupt shadow: it is never the last instruction of its
@@ -181,6 +181,9 @@ class Roles {
     if (flow === FlowControl.ConditionalBranch && near) return "branch";
     if (flow === FlowControl.UnconditionalBranch && near) return "end";
     if (flow === FlowControl.Return) return "end";
+    // A direct call moves as `push $next; jmp target`: the callee sees the original return
+    // address and returns to the original code after the window.
+    if (flow === FlowControl.Call && i.op0Kind === OpKind.NearBranch32) return "end";
     return { refuse: `${flowName(flow)} at ${hex(vaddr)} cannot be displaced` };
   }
 
@@ -518,17 +521,26 @@ export function buildStubArea(
         } finally {
           d.free();
         }
-        const be = new BlockEncoder(32, BlockEncoderOptions.None);
-        let out: Uint8Array;
-        try {
-          be.add(instr);
-          out = be.encode(BigInt(at));
-        } finally {
-          be.free();
+        if (instr.flowControl === FlowControl.Call) {
+          // push $return; jmp target (the planner puts a call last in its window).
+          const next = ins.vaddr + ins.length;
+          const target = Number(instr.nearBranchTarget);
+          code.push(0x68, ...le32(next >>> 0));
+          code.push(JMP_REL32, ...le32((target - (at + 5 + JUMP_BYTES)) >>> 0));
+          terminated = true;
+        } else {
+          const be = new BlockEncoder(32, BlockEncoderOptions.None);
+          let out: Uint8Array;
+          try {
+            be.add(instr);
+            out = be.encode(BigInt(at));
+          } finally {
+            be.free();
+          }
+          code.push(...out);
+          terminated = instr.flowControl === FlowControl.Return ||
+            instr.flowControl === FlowControl.UnconditionalBranch;
         }
-        code.push(...out);
-        terminated = instr.flowControl === FlowControl.Return ||
-          instr.flowControl === FlowControl.UnconditionalBranch;
         if (openShadow !== undefined) shadows.push([openShadow, codeBase + code.length]);
         openShadow = undefined;
       }

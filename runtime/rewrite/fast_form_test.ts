@@ -132,16 +132,27 @@ Deno.test("planWindow() refuses a window with a branch target inside it", () => 
   assert.match(r.detail, /0x100002/);
 });
 
-Deno.test("planWindow() keeps sti; hlt and a call's neighbours in trap form, saying why", () => {
+Deno.test("planWindow() keeps sti; hlt and an indirect call's neighbours in trap form", () => {
   // sti; hlt; nop x5
   const idle = plan(context([0xfb, 0xf4, 0x90, 0x90, 0x90, 0x90, 0x90]), BASE);
   assert.ok(!("window" in idle));
   assert.equal(idle.reason, "sti-shadow");
   assert.match(idle.detail, /hlt/);
-  // cli; call +0; nop x4
-  const call = plan(context([0xfa, 0xe8, 0, 0, 0, 0, 0x90, 0x90, 0x90, 0x90]), BASE);
+  // cli; call *%eax; nop x4
+  const call = plan(context([0xfa, 0xff, 0xd0, 0x90, 0x90, 0x90, 0x90]), BASE);
   assert.ok(!("window" in call));
-  assert.match(call.detail, /a call at 0x100001 cannot be displaced/);
+  assert.match(call.detail, /an indirect call at 0x100001 cannot be displaced/);
+});
+
+Deno.test("buildStubArea() moves a direct call as push of the original return address and jmp", () => {
+  // cli; call 0x100040; nop
+  const ctx = context([0xfa, 0xe8, 0x3a, 0x00, 0x00, 0x00, 0x90]);
+  const r = plan(ctx, BASE);
+  assert.ok("window" in r);
+  assert.equal(r.window.end, BASE + 6);
+  const text = disassemble(buildStubArea([r.window], ctx.bytesAt).code);
+  assert.match(text[text.length - 2], /push \$0x100006/);
+  assert.match(text[text.length - 1], /jmp 0x00100040/);
 });
 
 Deno.test("planWindow() starts a window before the site when what follows it is too short", () => {
