@@ -44,6 +44,7 @@ const TIMER_CHECK_STOPS = 32;
 /** siginfo si_code of a single-step SIGTRAP. */
 const TRAP_TRACE = 2;
 const CR4_PSE = 1 << 4;
+const CR4_PAE = 1 << 5;
 
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
@@ -585,7 +586,8 @@ export class Machine {
         this.#userSpace?.flushPage(this.#pendingFlush);
       }
     }
-    if (this.#stub !== null && paging && flushed) {
+    // The check reads a 32-bit page directory; PAE and long-mode tables are not checked yet.
+    if (this.#stub !== null && paging && flushed && (this.state.cr4 & CR4_PAE) === 0) {
       const conflict = this.#stub.pageTableConflict(
         (a) => this.#physical.read32(a),
         this.state.cr3,
