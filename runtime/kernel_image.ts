@@ -20,6 +20,7 @@ import {
 } from "./rewrite/mod.ts";
 import { sha256Hex } from "./rewrite/_sha256.ts";
 import { fromHex } from "./rewrite/side_table.ts";
+import type { StubConfig } from "./stub_area.ts";
 
 /** A patched site as the machine needs it. */
 export interface PatchEntry {
@@ -36,12 +37,21 @@ export interface PreparedKernel {
   /** How the image got its patches. */
   source: "sidecar" | "rewritten" | "cache" | "unmodified";
   summary?: RewriteSummary;
+  /** The fast form's stub window (trampolines), when the image has one. */
+  stub?: StubConfig;
 }
+
+/** The forms `rewrite` may ask for: see {@link PrepareOptions.rewrite}. */
+export type RewritePolicy = boolean | "trap" | "fast";
 
 /** Options of {@link prepareKernel}. */
 export interface PrepareOptions {
-  /** Rewrite sensitive instructions (default true). false boots the bytes exactly as given. */
-  rewrite?: boolean;
+  /**
+   * Rewrite sensitive instructions: `"fast"` (the default, also `true`) sends cli, sti, pushf
+   * and popf into trampolines where the bytes allow and traps the rest; `"trap"` traps every
+   * site (int3); false boots the bytes exactly as given.
+   */
+  rewrite?: RewritePolicy;
   /** Where rewritten images are cached. Default: $RING3_CACHE, else $XDG_CACHE_HOME/ring3, else ~/.cache/ring3. */
   cacheDir?: string;
 }
@@ -63,12 +73,45 @@ export function defaultCacheDir(): string {
 }
 
 function patchesOf(table: SideTable): PatchEntry[] {
-  return table.patches.map((p) => ({
+  // parseSideTable has checked every patch's hex.
+  const trap = table.patches.map((p) => ({
     vaddr: p.vaddr,
     bitness: p.bitness,
-    // parseSideTable has checked every patch's hex.
     bytes: fromHex(p.bytes)!,
   }));
+  const slow = (table.fast?.slowPaths ?? []).map((p) => ({
+    vaddr: p.vaddr,
+    bitness: 32,
+    bytes: fromHex(p.bytes)!,
+  }));
+  return [...trap, ...slow];
+}
+
+function stubOf(table: SideTable): StubConfig | undefined {
+  const f = table.fast;
+  if (f === undefined || f.windows.length === 0) return undefined;
+  return {
+    base: f.window.base,
+    size: f.window.size,
+    codeBase: f.codeBase,
+    code: fromHex(f.code)!,
+    shadows: f.shadows,
+  };
+}
+
+function prepared(
+  bytes: Uint8Array<ArrayBuffer>,
+  table: SideTable,
+  source: PreparedKernel["source"],
+): PreparedKernel {
+  const stub = stubOf(table);
+  return {
+    bytes,
+    patches: patchesOf(table),
+    source,
+    summary: table.summary,
+    ...(stub === undefined ? {} : { stub }),
+  };
 }
 
 async function readText(path: string): Promise<string | null> {
@@ -100,9 +143,10 @@ export async function prepareKernel(
   if (own !== null) {
     const table = parseSideTable(own, path + SIDECAR_SUFFIX);
     checkBinding(bytes, table);
-    return { bytes, patches: patchesOf(table), source: "sidecar", summary: table.summary };
+    return prepared(bytes, table, "sidecar");
   }
   if (options.rewrite === false) return { bytes, patches: [], source: "unmodified" };
+  const form = options.rewrite === "trap" ? "trap" : "fast";
   try {
     findMultibootHeader(bytes);
   } catch (e) {
@@ -110,7 +154,7 @@ export async function prepareKernel(
     if (e instanceof ImageFormatError) return { bytes, patches: [], source: "unmodified" };
     throw e;
   }
-  const key = `${sha256Hex(bytes)}-v${REWRITER_VERSION}`;
+  const key = `${sha256Hex(bytes)}-v${REWRITER_VERSION}-${form}`;
   const dir = `${options.cacheDir ?? defaultCacheDir()}/rewrite`;
   const cached = `${dir}/${key}`;
   const cachedTable = await readText(cached + SIDECAR_SUFFIX);
@@ -119,7 +163,7 @@ export async function prepareKernel(
       const image = await Deno.readFile(cached) as Uint8Array<ArrayBuffer>;
       const table = parseSideTable(cachedTable, cached + SIDECAR_SUFFIX);
       checkBinding(image, table);
-      return { bytes: image, patches: patchesOf(table), source: "cache", summary: table.summary };
+      return prepared(image, table, "cache");
     } catch {
       // A damaged cache entry is rewritten below.
     }
@@ -132,6 +176,7 @@ export async function prepareKernel(
   try {
     result = rewriteImage(bytes, {
       originalPath: path,
+      form,
       companion,
       companionPath: companion ? path.slice(0, -4) + ".elf" : undefined,
     });
@@ -156,10 +201,5 @@ export async function prepareKernel(
   } catch {
     // A read-only cache only costs a rewrite next time.
   }
-  return {
-    bytes: result.output as Uint8Array<ArrayBuffer>,
-    patches: patchesOf(result.sideTable),
-    source: "rewritten",
-    summary: result.summary,
-  };
+  return prepared(result.output as Uint8Array<ArrayBuffer>, result.sideTable, "rewritten");
 }

@@ -31,6 +31,7 @@ import { MachineNetwork } from "./machine_network.ts";
 import { ConsoleTail } from "./console_tail.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
+import { GUEST_STUB_FD, StubArea } from "./stub_area.ts";
 import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
 
 /** The guest descriptor number of the RAM memfd inside the guest process. */
@@ -44,6 +45,7 @@ const TIMER_CHECK_STOPS = 32;
 /** siginfo si_code of a single-step SIGTRAP. */
 const TRAP_TRACE = 2;
 const CR4_PSE = 1 << 4;
+const CR4_PAE = 1 << 5;
 
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
@@ -109,6 +111,8 @@ export class Machine {
   #stepping = false;
   #shadowEip = -1;
   #stopsSinceTimerCheck = 0;
+  /** The fast form's vCPU page and trampolines, when the image has them. */
+  readonly #stub: StubArea | null;
   /** The scenario waits for the end of the run (vm.exit()). */
   #scenarioWaiting = false;
   /** Scenario deadlines pending: while any is, the scenario is blocked on guest time. */
@@ -126,8 +130,12 @@ export class Machine {
     lowestMapped: number,
     entry: number,
     bootInfo: number,
+    stub: StubArea | null,
   ) {
     this.#libc = libc;
+    this.#stub = stub;
+    // The virtual IF, IOPL and CPL live in the page the trampolines read and write.
+    if (stub !== null) this.state.usePage(stub.page);
     this.#ram = ram;
     this.#kernelProc = proc;
     this.#proc = proc;
@@ -136,7 +144,11 @@ export class Machine {
     );
     const physical = new PhysicalMemory(ram.bytes);
     this.#physical = physical;
-    this.#kernelSpace = new ShadowSpace(processMapper(proc, () => this.#faults), false);
+    this.#kernelSpace = new ShadowSpace(
+      processMapper(proc, () => this.#faults),
+      false,
+      stub?.config.base,
+    );
     const state = this.state;
     const memory = new PagedMemory(
       physical,
@@ -200,7 +212,7 @@ export class Machine {
         write: (port: number, value: number, size: 1 | 2 | 4) => bus.write(port, value, size),
       }
       : bus;
-    this.#emu = new Emulator(this.state, memory, io, {
+    this.#emu = new Emulator(this.state, stub?.withTrampolineFetch(memory) ?? memory, io, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),
@@ -245,14 +257,19 @@ export class Machine {
     const libc = openLibc();
     const ram = createSharedMemory(libc, "ring3-ram", config.memoryBytes);
     let proc: PtraceProcess | undefined;
+    let stub: StubArea | null = null;
     try {
       const kernel = loadMultiboot(config.kernel, ram.bytes, {
         cmdline: config.cmdline,
         kernelPath: config.kernelPath,
       });
       for (const n of kernel.notes) hooks.log(`multiboot: ${n}`);
-      proc = PtraceProcess.spawn(libc, { fds: [[ram.fd, GUEST_RAM_FD]], cpu: config.cpu });
+      if (config.stub !== undefined) stub = StubArea.create(libc, config.stub, ram.size);
+      const fds: [number, number][] = [[ram.fd, GUEST_RAM_FD]];
+      if (stub !== null) fds.push([stub.fd, GUEST_STUB_FD]);
+      proc = PtraceProcess.spawn(libc, { fds, cpu: config.cpu });
       const lowest = mapRam(proc, ram.size);
+      stub?.mapInto(proc);
       startClockTimer(proc);
       return new Machine(
         config,
@@ -264,9 +281,11 @@ export class Machine {
         lowest,
         kernel.entry,
         kernel.ebx,
+        stub,
       );
     } catch (e) {
       proc?.kill();
+      stub?.close();
       ram.close();
       throw e;
     }
@@ -389,6 +408,8 @@ export class Machine {
     if (this.#pendingInput.length > 0) this.#pumpInput();
     const stepping = this.#stepping;
     this.#stepping = false;
+    // The trampolines take their slow path at sti/popf only when this says so.
+    if (this.#stub !== null) this.#stub.page.pending = this.#intr.level;
     const kind = stepping ? proc.step() : proc.run();
     if (
       (kind === StopKind.Fault || kind === StopKind.Syscall) && this.#faults.active &&
@@ -473,7 +494,17 @@ export class Machine {
   /** Delivers the interrupt controller's pending interrupt if the virtual CPU accepts it now. */
   #deliverInterrupt(): void {
     const controller = this.#interruptController;
-    if (controller === null || !this.#intr.level || !this.state.interruptFlag) return;
+    if (controller === null || !this.#intr.level) return;
+    // Stopped in a fast sti past its pending check (IF about to be 1, or 1 with the instruction
+    // after sti still to run): step through, so the interrupt comes after that instruction.
+    if (
+      this.#stub !== null && this.#proc === this.#kernelProc &&
+      this.#stub.inStiShadow(this.#proc.loadRegs().eip)
+    ) {
+      this.#stepping = true;
+      return;
+    }
+    if (!this.state.interruptFlag) return;
     if (this.state.interruptShadow) {
       // Come back after exactly one more instruction, when the shadow is over.
       this.#stepping = true;
@@ -506,6 +537,15 @@ export class Machine {
       return Exit.Fatal;
     }
     const space = this.#activeSpace();
+    if (space === this.#kernelSpace && this.#stub?.contains(addr)) {
+      this.#fail(
+        "unmapped-memory",
+        `guest kernel code at eip 0x${regs.eip.toString(16)} wrote to 0x${
+          addr.toString(16)
+        }, inside the window ring3 reserves for fast-form trampolines; boot with rewrite: "trap"`,
+      );
+      return Exit.Fatal;
+    }
     // A fault on a page we mapped read-only can only be a write.
     const write = onMapped && space.mappedReadOnly(addr);
     const r = space.fill(this.#physical, this.#pagingControls(), addr, write);
@@ -548,6 +588,7 @@ export class Machine {
    */
   #applyPendingChanges(): void {
     const paging = (this.state.cr0 & CR0.PG) !== 0;
+    const flushed = paging !== this.#pagingMirrored || this.#pendingFlush !== undefined;
     if (paging !== this.#pagingMirrored) {
       this.#kernelSpace.flushAll();
       this.#userSpace?.flushAll();
@@ -567,6 +608,14 @@ export class Machine {
         this.#kernelSpace.flushPage(this.#pendingFlush);
         this.#userSpace?.flushPage(this.#pendingFlush);
       }
+    }
+    // The check reads a 32-bit page directory; PAE and long-mode tables are not checked yet.
+    if (this.#stub !== null && paging && flushed && (this.state.cr4 & CR4_PAE) === 0) {
+      const conflict = this.#stub.pageTableConflict(
+        (a) => this.#physical.read32(a),
+        this.state.cr3,
+      );
+      if (conflict !== undefined) this.#fail("unsupported-mode", conflict);
     }
     this.#pendingFlush = undefined;
     const want = paging && this.state.cpl === 3 ? this.#ensureUserProc() : this.#kernelProc;
@@ -668,6 +717,7 @@ export class Machine {
       interrupts: this.#interruptsDelivered,
       shadowPageFills: this.#pageFaultsMapped,
       privilegeSwitches: this.#contextSwitches,
+      ...(this.#stub === null ? {} : { fastPaths: this.#stub.page.fastRuns }),
       events: [...this.#eventLog],
       guestNs: this.clock.now(),
       hostMs: performance.now() - this.#startMs,
@@ -698,6 +748,7 @@ export class Machine {
     this.#net?.leave();
     this.#kernelProc.kill();
     this.#userProc?.kill();
+    this.#stub?.close();
     this.#ram.close();
     void this.#libc;
   }

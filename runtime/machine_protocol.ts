@@ -6,6 +6,7 @@
  */
 import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
+import type { StubConfig } from "./stub_area.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -32,10 +33,15 @@ export interface MachineConfig {
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
-  /** Sites the static rewriter replaced with int3, with their original bytes. */
+  /**
+   * Sites the static rewriter replaced with int3, with their original bytes (fast-form slow
+   * paths included: their int3s sit in the stub window).
+   */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
   /** Network cards (NE2000 on PCI), each on a network; default none. */
   nics?: NicConfig[];
+  /** The fast form's stub window, when the image was rewritten in fast form. */
+  stub?: StubConfig;
 }
 
 /** One network card: its address and its network's shared clock table (net/net_sync.ts). */

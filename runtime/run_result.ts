@@ -50,6 +50,8 @@ export interface RunStats {
   interrupts: number;
   /** Host faults that became shadow mappings of guest pages. */
   shadowPageFills?: number;
+  /** Fast-form sequences (cli, sti, pushf, popf) the trampolines ran without a trap. */
+  fastPaths?: number;
   /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
   privilegeSwitches?: number;
   /** Timeline events as they were applied, in guest-time order. */

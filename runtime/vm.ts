@@ -26,12 +26,14 @@ export interface BootOptions {
   /** CPU to pin the machine's tracer and guest process to. Default: the last CPU allowed. */
   cpu?: number;
   /**
-   * Rewrite sensitive instructions before boot (default true): pushf/popf, segment reads,
-   * cpuid, rdtsc and the like trap into the emulator instead of silently misbehaving at ring 3.
-   * An image with its own `.ring3.json` sidecar is booted as it is. false boots the bytes
-   * unmodified.
+   * Rewrite sensitive instructions before boot (default true, which is `"fast"`): pushf/popf,
+   * segment reads, cpuid, rdtsc and the like trap into the emulator instead of silently
+   * misbehaving at ring 3. `"fast"` also sends cli, sti, pushf and popf into trampolines that
+   * keep the virtual IF in a page shared with the runtime, so they run without a trap unless
+   * an interrupt is pending; `"trap"` traps at every site. An image with its own `.ring3.json`
+   * sidecar is booted as it is. false boots the bytes unmodified.
    */
-  rewrite?: boolean;
+  rewrite?: boolean | "trap" | "fast";
   /**
    * Pace idle guest time to host time when nothing waits on guest time (default false: an
    * idle guest's time jumps to its next timer at once). For a person at an interactive console.
@@ -317,6 +319,7 @@ export class Vm {
       nics: attachments.map((a) => ({ mac: a.mac, sync: a.sync })),
       kernel: prepared.bytes,
       patches: prepared.patches,
+      ...(prepared.stub === undefined ? {} : { stub: prepared.stub }),
       paceIdle: options.paceIdle ?? false,
       faults: options.faults,
       seed: options.seed,

@@ -1,5 +1,6 @@
 /**
- * `deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--no-rewrite]`: boots a
+ * `deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--rewrite fast|trap]
+ * [--no-rewrite]`: boots a
  * kernel with its console on this terminal, as QEMU's -nographic does (seed 002: the main
  * console is whatever terminal the kernel was invoked in). Keys go to the guest's COM1 in raw
  * mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A. Without a terminal, standard input is
@@ -17,14 +18,17 @@ const { positionals, values } = parseArgs({
     memory: { type: "string", default: "64M" },
     cmdline: { type: "string", default: "" },
     timeout: { type: "string", default: "1h" },
+    rewrite: { type: "string", default: "fast" },
     "no-rewrite": { type: "boolean" },
     disk: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
-if (values.help || positionals.length !== 1) {
+const form = values.rewrite;
+if (values.help || positionals.length !== 1 || (form !== "fast" && form !== "trap")) {
   console.log(
-    "usage: deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--no-rewrite]\n" +
+    "usage: deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] " +
+      "[--rewrite fast|trap] [--no-rewrite]\n" +
       "  Ctrl-A x quits; Ctrl-A Ctrl-A sends Ctrl-A.",
   );
   Deno.exit(values.help ? 0 : 2);
@@ -39,7 +43,7 @@ const vm = await Vm.start({
   memory: values.memory,
   cmdline: values.cmdline,
   timeout: values.timeout,
-  rewrite: !values["no-rewrite"],
+  rewrite: values["no-rewrite"] ? false : form,
   paceIdle: true,
 }).catch((e) => {
   console.error(`boot: ${e.message}`);

@@ -1,6 +1,6 @@
 /**
- * `deno run -A scripts/rewrite.ts IN OUT [--privileged] [--allow-stripped] [--json]
- * [--companion ELF] [--bitness START-END:BITS]...`: statically rewrites the kernel image IN into
+ * `deno run -A scripts/rewrite.ts IN OUT [--form fast|trap] [--privileged] [--allow-stripped]
+ * [--json] [--companion ELF] [--bitness START-END:BITS]...`: statically rewrites the kernel image IN into
  * OUT and OUT.ring3.json (its side table), then prints the report (or, with --json, the
  * summary as JSON). Exits 1 with the error message when IN cannot be rewritten (nothing is
  * written then), 2 on bad usage.
@@ -17,8 +17,10 @@ import {
   SIDECAR_SUFFIX,
 } from "../runtime/rewrite/mod.ts";
 
-const USAGE = "usage: rewrite.ts IN OUT [--privileged] [--allow-stripped] [--json] " +
-  "[--companion ELF] [--bitness START-END:BITS]...\n" +
+const USAGE = "usage: rewrite.ts IN OUT [--form fast|trap] [--privileged] [--allow-stripped] " +
+  "[--json] [--companion ELF] [--bitness START-END:BITS]...\n" +
+  "  --form F          fast (default, as boot() does): cli/sti/pushf/popf jump into\n" +
+  "                    trampolines where the bytes allow; trap: int3 at every site\n" +
   "  --privileged      also patch privileged instructions (they trap anyway)\n" +
   "  --allow-stripped  rewrite an image without symbols, section by section\n" +
   "  --json            print the summary as JSON instead of the report\n" +
@@ -31,6 +33,7 @@ try {
     args: Deno.args,
     allowPositionals: true,
     options: {
+      form: { type: "string" },
       privileged: { type: "boolean" },
       "allow-stripped": { type: "boolean" },
       json: { type: "boolean" },
@@ -63,9 +66,16 @@ for (const spec of values.bitness ?? []) {
   bitness.push({ start: Number(m[1]), end: Number(m[2]), bits: Number(m[3]) as 16 | 32 | 64 });
 }
 
+const form = values.form ?? "fast";
+if (form !== "fast" && form !== "trap") {
+  console.error(`bad --form ${form}: expected fast or trap\n${USAGE}`);
+  Deno.exit(2);
+}
+
 const [input, output] = positionals;
 try {
   const { summary, sideTable } = await rewriteFile(input, output, {
+    form,
     privileged: values.privileged ?? false,
     allowStripped: values["allow-stripped"] ?? false,
     bitness,
@@ -80,6 +90,11 @@ try {
       `${input} -> ${output} (+ ${SIDECAR_SUFFIX}), image sha256 ${sideTable.image.sha256}`,
     );
     console.log(formatReport(summary).trimEnd());
+    for (const f of sideTable.fast?.fallbacks ?? []) {
+      console.log(
+        `fast form fallback 0x${f.vaddr.toString(16)} ${f.text}: ${f.reason}: ${f.detail}`,
+      );
+    }
   }
 } catch (e) {
   if (

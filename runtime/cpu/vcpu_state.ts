@@ -1,4 +1,5 @@
 import { CR0 } from "./x86.ts";
+import { VCPU_FLAG_BITS, VcpuPage } from "./vcpu_page.ts";
 
 /** A descriptor-table register (GDTR, IDTR). */
 export interface TableRegister {
@@ -13,14 +14,56 @@ export interface TableRegister {
  * model-specific registers. General registers and arithmetic flags live in the host registers.
  */
 export class VcpuState {
-  /** Current privilege level the guest believes it runs at. */
-  cpl = 0;
-  /** Guest segment selectors, indexed by SREG (es, cs, ss, ds, fs, gs). */
-  readonly selectors = new Uint16Array(6);
+  #page = new VcpuPage();
+
+  /**
+   * The vCPU page holding the virtual IF, IOPL, CPL and selectors: their only copy. A private page until
+   * the machine maps a shared one for the fast form's trampolines ({@link usePage}).
+   */
+  get page(): VcpuPage {
+    return this.#page;
+  }
+
+  /**
+   * Moves the virtual IF, IOPL, CPL and selectors into `page` (a mapping shared with the guest's
+   * trampolines); from now on they are read and written there.
+   *
+   * @param page the shared page
+   */
+  usePage(page: VcpuPage): void {
+    page.copyFrom(this.#page);
+    this.#page = page;
+  }
+
+  /** Current privilege level the guest believes it runs at (in the vCPU page). */
+  get cpl(): number {
+    return this.#page.cpl;
+  }
+  set cpl(v: number) {
+    this.#page.cpl = v;
+  }
+  /**
+   * Guest segment selectors, indexed by SREG (es, cs, ss, ds, fs, gs); kept in the vCPU page,
+   * where fast-form trampolines read them.
+   */
+  get selectors(): Uint32Array {
+    return this.#page.selectors;
+  }
   /** Virtual EFLAGS.IF: the host's IF is always 1 in a user process. */
-  interruptFlag = false;
+  get interruptFlag(): boolean {
+    return (this.#page.flags & VCPU_FLAG_BITS.IF) !== 0;
+  }
+  set interruptFlag(v: boolean) {
+    const f = this.#page.flags;
+    this.#page.flags = v ? f | VCPU_FLAG_BITS.IF : f & ~VCPU_FLAG_BITS.IF;
+  }
   /** Virtual EFLAGS.IOPL. */
-  iopl = 0;
+  get iopl(): number {
+    return (this.#page.flags >>> 12) & 3;
+  }
+  set iopl(v: number) {
+    this.#page.flags = (this.#page.flags & ~VCPU_FLAG_BITS.IOPL) | ((v & 3) << 12);
+  }
   /** Set by sti and mov/pop ss: interrupts are held off for one instruction. */
   interruptShadow = false;
   /** Waiting in hlt for an interrupt. */

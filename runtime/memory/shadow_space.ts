@@ -43,8 +43,14 @@ export class ShadowSpace {
   /**
    * @param mapper changes the host process's mappings
    * @param userOnly whether this space runs guest user mode (CPL 3) and so holds only U pages
+   * @param limit end of the range shadows may occupy: above it the runtime keeps mappings of
+   *   its own (the fast form's stub window) that a flush must not remove. Default 4 GiB.
    */
-  constructor(private readonly mapper: HostMapper, readonly userOnly: boolean) {}
+  constructor(
+    private readonly mapper: HostMapper,
+    readonly userOnly: boolean,
+    readonly limit = 0x100000000,
+  ) {}
 
   /** Number of pages mapped now. */
   get size(): number {
@@ -90,13 +96,13 @@ export class ShadowSpace {
     if (this.#mapped.size === 0) return;
     this.#mapped.clear();
     this.hostCalls++;
-    this.mapper.unmap(0, 0x100000000);
+    this.mapper.unmap(0, this.limit);
   }
 
   /** Drops the mapping of one page (invlpg). */
   flushPage(linear: number): void {
     const page = (linear & ~0xfff) >>> 0;
-    if (!this.#mapped.delete(page)) return;
+    if (page >= this.limit || !this.#mapped.delete(page)) return;
     this.hostCalls++;
     this.mapper.unmap(page, 0x1000);
   }

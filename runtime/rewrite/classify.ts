@@ -38,7 +38,7 @@ export interface Classification {
  * Version of the rewriting policy: bump it whenever what gets patched changes, so that cached
  * rewrites (keyed by image content and this version) are made again.
  */
-export const REWRITER_VERSION = 2;
+export const REWRITER_VERSION = 5;
 
 /** [class, kind, pattern over iced-x86 `Code` names]. */
 const RULES: readonly [SiteClass, string, RegExp][] = [

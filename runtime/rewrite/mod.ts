@@ -21,10 +21,20 @@ export { rewriteFile, type RewriteFileOptions, writeRewrite } from "./rewrite_fi
 export { RewriteError } from "./rewrite_error.ts";
 export { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite_image.ts";
 export {
+  buildStubArea,
+  type FastKind,
+  type PlannedWindow,
+  planWindow,
+  type StubArea as FastStubArea,
+} from "./fast_form.ts";
+export {
   checkBinding,
+  type FastSection,
+  type FastWindowRecord,
   formatSideTable,
   loadSideTable,
   parseSideTable,
+  type PatchForm,
   type PatchRecord,
   restoreOriginal,
   type RewriteSummary,
@@ -32,5 +42,6 @@ export {
   type SideTable,
   type SideTableEntry,
   type SkippedRecord,
+  type SlowPathRecord,
 } from "./side_table.ts";
 export { type Bitness } from "./sweep.ts";

@@ -9,8 +9,8 @@ import type { RewriteSummary, SiteCounts } from "./side_table.ts";
 
 /**
  * Formats a rewrite summary as a plain-text table: counts by instruction class and normalised
- * mnemonic (found, patched, skipped, left by policy), patches by form, skipped sites by reason,
- * and how many patched sites a 5-byte fast form could take.
+ * mnemonic (found, patched, skipped, left by policy), sites by form, skipped sites by reason,
+ * and the fast form's windows and fallbacks (or, in trap form, how many sites it could take).
  *
  * @param summary what {@link rewriteImage} returned
  * @returns the report, lines ending in "\n"
@@ -65,9 +65,17 @@ export function formatReport(summary: RewriteSummary): string {
   const patched = s.byClass.sensitive.patched + s.byClass.privileged.patched;
   lines.push(`by form: ${pairs(s.byForm)}`);
   lines.push(`skipped by reason: ${pairs(s.skippedByReason)}`);
-  lines.push(
-    `fast-eligible: ${s.fastEligible} of ${patched} patched sites (5-byte form, not applied)`,
-  );
+  if (s.fast !== undefined) {
+    lines.push(
+      `fast form: ${s.fast.sites} sites in ${s.fast.windows} windows, ` +
+        `${s.fast.codeBytes} bytes of trampolines`,
+    );
+    lines.push(`fast form fallbacks by reason: ${pairs(s.fast.fallbacksByReason)}`);
+  } else {
+    lines.push(
+      `fast-eligible: ${s.fastEligible} of ${patched} patched sites (rewrite with form fast)`,
+    );
+  }
   for (const note of s.notes) lines.push(`note: ${note}`);
   return lines.join("\n") + "\n";
 }

@@ -29,7 +29,7 @@ Deno.test("formatReport() tabulates classes and mnemonics, forms, skip reasons, 
       "",
       "by form: trap 3",
       "skipped by reason: invalid-decode 1",
-      "fast-eligible: 1 of 3 patched sites (5-byte form, not applied)",
+      "fast-eligible: 1 of 3 patched sites (rewrite with form fast)",
       "",
     ].join("\n"),
   );

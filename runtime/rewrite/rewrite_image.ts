@@ -21,10 +21,28 @@
 
 import { sha256Hex } from "./_sha256.ts";
 import { SITE_CLASSES, type SiteClass } from "./classify.ts";
-import { type CodeMapOptions, type CodeRegion, mapCode } from "./code_map.ts";
+import { type CodeMap, type CodeMapOptions, type CodeRegion, mapCode } from "./code_map.ts";
+import {
+  buildStubArea,
+  FAST_MNEMONICS,
+  type FastKind,
+  fastKindOf,
+  type PlanContext,
+  type PlannedWindow,
+  planWindow,
+} from "./fast_form.ts";
+import {
+  STUB_CODE_ADDRESS,
+  STUB_CODE_MAX,
+  STUB_WINDOW,
+  VCPU_PAGE_ADDRESS,
+} from "../cpu/vcpu_page.ts";
 import {
   type ClassSummary,
+  type FastSection,
+  type FastWindowRecord,
   INT3,
+  type PatchForm,
   type PatchRecord,
   restoreOriginal,
   type RewriteSummary,
@@ -34,7 +52,9 @@ import {
   type SiteCounts,
   type SkippedRecord,
   toHex,
+  windowPatch,
 } from "./side_table.ts";
+import { RewriteError } from "./rewrite_error.ts";
 import { emptySweep, MAX_INSTRUCTION_BYTES, type SweepResult, withSweeper } from "./sweep.ts";
 
 /** Bytes of the call a later fast form would patch in. */
@@ -44,6 +64,12 @@ export const FAST_FORM_BYTES = 5;
 export interface RewriteOptions extends CodeMapOptions {
   /** Also patch privileged instructions (they trap anyway). Default: false. */
   privileged?: boolean;
+  /**
+   * `"trap"`: int3 at every site. `"fast"`: cli, sti, pushf and popf where the bytes allow
+   * become jumps into trampolines that keep the virtual IF in the vCPU page (fast_form.ts), the
+   * rest trap. Default: "trap".
+   */
+  form?: PatchForm;
   /** Recorded as `original.path` in the side table. Default: "". */
   originalPath?: string;
   /** Recorded as `companion.path` for flat images. Default: "". */
@@ -140,6 +166,11 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
   ]);
   const coverers = overlapIndex(swept);
 
+  const form = options.form ?? "trap";
+  const fast = form === "fast"
+    ? planFast(swept, original, targets, coverers, map.spans)
+    : undefined;
+
   const wanted = (c: SiteClass) => c === "sensitive" || privileged;
   const patches: PatchRecord[] = [];
   const skipped: SkippedRecord[] = [];
@@ -159,6 +190,10 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
         c.byMnemonic[site.kind][field]++;
       };
       count("found");
+      if (fast?.covered.has(site.vaddr)) {
+        count("patched");
+        continue;
+      }
       if (!wanted(site.class)) {
         count("left");
         continue;
@@ -207,12 +242,15 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
   }
   patches.sort((a, b) => a.vaddr - b.vaddr);
   skipped.sort((a, b) => a.vaddr - b.vaddr);
+  if (fast !== undefined) {
+    for (const w of fast.section.windows) output.set(fromHexStrict(w), w.fileOffset);
+  }
 
   const summary: RewriteSummary = {
     format: map.format,
     multiboot: map.multiboot !== undefined,
     stripped: map.stripped,
-    policy: { privileged, allowStripped },
+    policy: { privileged, allowStripped, ...(form === "fast" ? { form } : {}) },
     regions: {
       functions: swept.filter((s) => s.region.kind === "function").length,
       ranges: swept.filter((s) => s.region.kind === "range").length,
@@ -222,9 +260,24 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
     },
     instructions: swept.filter(proven).reduce((n, s) => n + s.sweep.starts.length, 0),
     byClass: sortCounts(counts),
-    byForm: { trap: patches.length },
+    byForm: fast === undefined
+      ? { trap: patches.length }
+      : { trap: patches.length, fast: fast.covered.size },
     skippedByReason: sortKeys(skippedByReason),
     fastEligible: patches.filter((p) => p.fastEligible).length,
+    ...(fast === undefined ? {} : {
+      fast: {
+        windows: fast.section.windows.length,
+        sites: fast.covered.size,
+        codeBytes: fast.section.code.length / 2,
+        fallbacksByReason: sortKeys(
+          fast.section.fallbacks.reduce((m, f) => {
+            m[f.reason] = (m[f.reason] ?? 0) + 1;
+            return m;
+          }, {} as Record<string, number>),
+        ),
+      },
+    }),
     notes: map.notes,
   };
   const sideTable: SideTable = {
@@ -238,9 +291,15 @@ export function rewriteImage(image: Uint8Array, options: RewriteOptions = {}): R
         path: options.previous?.companion?.path ?? options.companionPath ?? "",
       },
     }),
-    options: { privileged, allowStripped, bitness: [...(options.bitness ?? [])] },
+    options: {
+      privileged,
+      allowStripped,
+      bitness: [...(options.bitness ?? [])],
+      ...(form === "fast" ? { form } : {}),
+    },
     patches,
     skipped,
+    ...(fast === undefined ? {} : { fast: fast.section }),
     summary,
   };
   return { output, sideTable, summary };
@@ -367,4 +426,142 @@ function sortCounts(counts: Record<SiteClass, ClassSummary>): Record<SiteClass, 
 
 function sortKeys<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The bytes a window gets: see {@link windowPatch}. */
+function fromHexStrict(w: FastWindowRecord): Uint8Array {
+  return windowPatch(w);
+}
+
+/**
+ * Plans the fast form: a window around each cli/sti/pushf/popf whose bytes allow it, the
+ * trampolines, and the fallbacks (with reasons) for those that stay in trap form.
+ */
+function planFast(
+  swept: Swept[],
+  original: Uint8Array,
+  targets: number[],
+  coverers: (a: number, n: number) => Swept[],
+  spans: CodeMap["spans"],
+): { section: FastSection; covered: Set<number> } {
+  const spanOf = (vaddr: number) => {
+    const span = spans.find((sp) => vaddr >= sp.start && vaddr < sp.end);
+    if (span === undefined) {
+      throw new RangeError(`fast form: 0x${vaddr.toString(16)} is not in code`);
+    }
+    return span;
+  };
+  const bytesAt = (vaddr: number, n: number) => {
+    const span = spanOf(vaddr);
+    const off = span.fileOffset + (vaddr - span.start);
+    return original.subarray(off, off + n);
+  };
+  const taken = new Set<number>();
+  const covered = new Set<number>();
+  const windows: (PlannedWindow & { span: CodeMap["spans"][number] })[] = [];
+  const fallbacks: SkippedRecord[] = [];
+  const seen = new Set<number>();
+  for (const s of swept) {
+    const sites = new Map(s.sweep.sites.map((x) => [x.vaddr, x]));
+    const fastAt = (vaddr: number): FastKind | undefined => {
+      const x = sites.get(vaddr);
+      if (x === undefined || x.afterInt3 || x.bitness !== 32) return undefined;
+      return FAST_MNEMONICS.has(x.kind) ? fastKindOf(x.bytes) : undefined;
+    };
+    const part32 = (vaddr: number) =>
+      s.region.parts.some((p) => p.bitness === 32 && vaddr >= p.start && vaddr < p.end);
+    const ctx: PlanContext = {
+      starts: s.sweep.starts,
+      lengths: s.sweep.lengths,
+      bytesAt,
+      fastAt,
+      classifiedAt: (vaddr) => fastAt(vaddr) === undefined ? sites.get(vaddr)?.kind : undefined,
+      unproven: (vaddr, length) => {
+        if (!part32(vaddr)) return `0x${vaddr.toString(16)} is not in 32-bit code`;
+        const v = judge(vaddr, length, s, coverers(vaddr, length));
+        return v === undefined ? undefined : v.detail;
+      },
+      targetIn: (from, to) => hasTargetIn(targets, from, to),
+      taken: (vaddr) => taken.has(vaddr),
+    };
+    for (const site of s.sweep.sites) {
+      if (!FAST_MNEMONICS.has(site.kind) || seen.has(site.vaddr)) continue;
+      seen.add(site.vaddr);
+      if (covered.has(site.vaddr)) continue;
+      const fallback = (reason: string, detail: string) =>
+        fallbacks.push({
+          vaddr: site.vaddr,
+          bytes: toHex(site.bytes),
+          text: site.text,
+          class: site.class,
+          kind: site.kind,
+          reason,
+          detail,
+        });
+      if (fastAt(site.vaddr) === undefined) {
+        fallback(
+          site.afterInt3 ? "after-int3" : "encoding",
+          site.afterInt3
+            ? "an int3 directly precedes it"
+            : `${site.text}: the trampolines implement only the 32-bit one-byte IF forms ` +
+              "and segment reads into a register or onto the stack",
+        );
+        continue;
+      }
+      const i = indexOf(s.sweep.starts, site.vaddr);
+      const r = i < 0
+        ? { reason: "conflicting-sweeps", detail: "not an instruction start of its sweep" }
+        : planWindow(ctx, i);
+      if (!("window" in r)) {
+        fallback(r.reason, r.detail);
+        continue;
+      }
+      const w = r.window;
+      for (const ins of w.instructions) {
+        taken.add(ins.vaddr);
+        if (ins.fast !== undefined) covered.add(ins.vaddr);
+      }
+      windows.push({ ...w, span: spanOf(w.start) });
+    }
+  }
+  windows.sort((a, b) => a.start - b.start);
+  const area = buildStubArea(windows, bytesAt, STUB_CODE_ADDRESS);
+  if (area.code.length > STUB_CODE_MAX) {
+    throw new RewriteError(
+      `the fast form needs ${area.code.length} bytes of trampolines, more than the stub ` +
+        `window's ${STUB_CODE_MAX}; rewrite with form "trap"`,
+      { reason: "stub-window-full" },
+    );
+  }
+  const records: FastWindowRecord[] = windows.map((w, k) => ({
+    vaddr: w.start,
+    paddr: w.span.paddr + (w.start - w.span.start),
+    fileOffset: w.span.fileOffset + (w.start - w.span.start),
+    length: w.end - w.start,
+    bytes: toHex(bytesAt(w.start, w.end - w.start)),
+    trampoline: area.trampolines[k].address,
+    sites: w.instructions.filter((x) => x.fast !== undefined).map((x) => ({
+      vaddr: x.vaddr,
+      kind: x.fast!,
+    })),
+  }));
+  fallbacks.sort((a, b) => a.vaddr - b.vaddr);
+  return {
+    covered,
+    section: {
+      window: { base: STUB_WINDOW.base, size: STUB_WINDOW.size },
+      vcpuPage: VCPU_PAGE_ADDRESS,
+      codeBase: STUB_CODE_ADDRESS,
+      code: toHex(area.code),
+      windows: records,
+      slowPaths: area.slowPaths.map((p) => ({
+        vaddr: p.vaddr,
+        site: p.site,
+        kind: p.kind,
+        bytes: toHex(Uint8Array.of(p.byte)),
+      })),
+      shadows: area.shadows,
+      fallbacks,
+    },
+  };
 }

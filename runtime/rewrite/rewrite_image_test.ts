@@ -104,7 +104,7 @@ Deno.test("rewriteImage() produces exactly this sidecar for a one-function kerne
   });
   assert.deepEqual(sideTable, {
     format: "ring3-rewrite",
-    version: 1,
+    version: 2,
     image: { sha256: sha256Hex(output), size: img.bytes.length },
     original: { sha256: sha256Hex(img.bytes), path: "k.elf" },
     options: { privileged: false, allowStripped: false, bitness: [] },

@@ -4,12 +4,12 @@
  * instruction was. It is bound to its image by the image's SHA-256, so a table is never applied
  * to an image it was not made for.
  *
- * Format (`format: "ring3-rewrite"`, `version: 1`), JSON:
+ * Format (`format: "ring3-rewrite"`, `version: 2`), JSON:
  *
  * ```json
  * {
  *   "format": "ring3-rewrite",
- *   "version": 1,
+ *   "version": 2,
  *   "image": { "sha256": "<hex of the rewritten file>", "size": 21284 },
  *   "original": { "sha256": "<hex of the input file>", "path": "fixtures/build/sensitive.elf" },
  *   "options": { "privileged": false, "allowStripped": false, "bitness": [] },
@@ -30,6 +30,12 @@
  * traps with EIP = vaddr + 1; the emulator looks up vaddr, emulates `bytes`, and continues at
  * vaddr + length. An `int3` at an address not in the table is the guest's own breakpoint.
  *
+ * Fast form (version 2, `options.form: "fast"`): an optional `fast` section holds the stub
+ * window's address, the trampoline code (hex), each patched window (its original bytes, now
+ * `jmp rel32` to its trampoline then int3s), the slow-path int3s inside the code (each standing
+ * for its site's one-byte instruction, continuing after the int3), the sti shadow ranges and
+ * the fallbacks with their reasons. See fast_form.ts and docs/design/2026-11-21-fast-form.md.
+ *
  * @module
  */
 
@@ -41,15 +47,70 @@ import type { Bitness } from "./sweep.ts";
 
 /** `format` of every sidecar. */
 export const SIDECAR_FORMAT = "ring3-rewrite";
-/** The sidecar version this module writes and reads. */
-export const SIDECAR_VERSION = 1;
+/** The sidecar version this module writes (2 added the optional `fast` section). */
+export const SIDECAR_VERSION = 2;
+/** Sidecar versions this module reads. */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** Appended to the image path to name its sidecar. */
 export const SIDECAR_SUFFIX = ".ring3.json";
 /** The byte a trap-form patch puts at the site: `int3`. */
 export const INT3 = 0xcc;
 
-/** How a site is patched. Only the trap form exists so far. */
-export type PatchForm = "trap";
+/** How a site is patched: int3 (trap) or a jump into a trampoline (fast). */
+export type PatchForm = "trap" | "fast";
+
+/** A window of the image replaced by a jump into its trampoline (the fast form). */
+export interface FastWindowRecord {
+  /** First byte of the window (where the jump is). */
+  vaddr: number;
+  /** Its physical address. */
+  paddr: number;
+  /** Its offset in the file. */
+  fileOffset: number;
+  /** Window length in bytes (at least 5: the jump, then int3s). */
+  length: number;
+  /** The window's original bytes, hex. */
+  bytes: string;
+  /** Address of its trampoline in the stub window. */
+  trampoline: number;
+  /** The fast-form sites inside it. */
+  sites: { vaddr: number; kind: string }[];
+}
+
+/** An int3 in the trampoline area standing for a site's original instruction (the slow path). */
+export interface SlowPathRecord {
+  /** Address of the int3 (in the stub window). */
+  vaddr: number;
+  /** The site's address in the image. */
+  site: number;
+  /** Normalised mnemonic. */
+  kind: string;
+  /** The original instruction, hex (one byte). */
+  bytes: string;
+}
+
+/**
+ * The fast form's part of a sidecar: where the stub window is, the trampoline code the runtime
+ * maps there, and what the emulator and the machine need to know about it.
+ */
+export interface FastSection {
+  /** The reserved guest-linear window (vCPU page first, then code). */
+  window: { base: number; size: number };
+  /** Address of the vCPU page. */
+  vcpuPage: number;
+  /** Address of `code`'s first byte. */
+  codeBase: number;
+  /** The trampoline code, hex. */
+  code: string;
+  /** Patched windows, ascending. */
+  windows: FastWindowRecord[];
+  /** Slow-path int3s in the code. */
+  slowPaths: SlowPathRecord[];
+  /** `[from, to)` code ranges after a sti's IF store in which an interrupt must wait. */
+  shadows: [number, number][];
+  /** Fast-form candidates left in trap form (or trapping natively), each with the reason. */
+  fallbacks: SkippedRecord[];
+}
 
 /** One patched site, as stored in the sidecar. */
 export interface PatchRecord {
@@ -124,7 +185,7 @@ export interface RewriteSummary {
   /** Whether it had no code symbols (rewritten under `allowStripped`). */
   stripped: boolean;
   /** The policy applied. */
-  policy: { privileged: boolean; allowStripped: boolean };
+  policy: { privileged: boolean; allowStripped: boolean; form?: PatchForm };
   /**
    * Regions swept: function regions; other ranges; how many of those ranges were unanchored
    * (alignment padding, usually: never patched); how many anchored regions did not prove out.
@@ -134,12 +195,23 @@ export interface RewriteSummary {
   instructions: number;
   /** Counts per class. */
   byClass: Record<SiteClass, ClassSummary>;
-  /** Patches per form. */
-  byForm: Record<PatchForm, number>;
+  /** Sites per form (fast: sites inside fast-form windows). */
+  byForm: Partial<Record<PatchForm, number>>;
   /** Skipped sites per reason, keys sorted. */
   skippedByReason: Record<string, number>;
-  /** Patched sites a 5-byte fast form could replace. */
+  /** Trap-form sites that are 5 bytes or have 5 bytes of plain code after them. */
   fastEligible: number;
+  /** The fast form's figures, when it was asked for. */
+  fast?: {
+    /** Windows patched with a jump. */
+    windows: number;
+    /** Sites inside them. */
+    sites: number;
+    /** Bytes of trampoline code. */
+    codeBytes: number;
+    /** Fast-form candidates left in trap form, by reason (keys sorted). */
+    fallbacksByReason: Record<string, number>;
+  };
   /** Remarks: code that is not loaded, and the like. */
   notes: string[];
 }
@@ -148,8 +220,8 @@ export interface RewriteSummary {
 export interface SideTable {
   /** Always {@link SIDECAR_FORMAT}. */
   format: typeof SIDECAR_FORMAT;
-  /** Always {@link SIDECAR_VERSION}. */
-  version: typeof SIDECAR_VERSION;
+  /** {@link SIDECAR_VERSION}, or 1 for a table written before the fast form. */
+  version: number;
   /** The rewritten image this table belongs to. */
   image: { sha256: string; size: number };
   /** The input it was made from. */
@@ -157,9 +229,17 @@ export interface SideTable {
   /** The companion ELF of a flat image. */
   companion?: { sha256: string; path: string };
   /** The options the rewrite ran with. */
-  options: { privileged: boolean; allowStripped: boolean; bitness: BitnessRange[] };
-  /** Patched sites, by ascending vaddr. */
+  options: {
+    privileged: boolean;
+    allowStripped: boolean;
+    bitness: BitnessRange[];
+    /** The form asked for (absent: trap). */
+    form?: PatchForm;
+  };
+  /** Trap-form patched sites, by ascending vaddr. */
   patches: PatchRecord[];
+  /** The fast form's windows and trampolines, when the form asked for was fast. */
+  fast?: FastSection;
   /** Sites that were not patched although the policy wanted them, by ascending vaddr. */
   skipped: SkippedRecord[];
   /** Counts. */
@@ -207,9 +287,21 @@ export function formatSideTable(table: SideTable): string {
     field("options", JSON.stringify(table.options)),
     field("patches", lines(table.patches)),
     field("skipped", lines(table.skipped)),
+    ...(table.fast === undefined ? [] : [field("fast", formatFast(table.fast))]),
     field("summary", JSON.stringify(table.summary, null, 2).replaceAll("\n", "\n  ")),
   ];
   return `{\n${parts.join(",\n")}\n}\n`;
+}
+
+function formatFast(f: FastSection): string {
+  const list = (items: unknown[]) =>
+    items.length === 0
+      ? "[]"
+      : `[\n${items.map((x) => `      ${JSON.stringify(x)}`).join(",\n")}\n    ]`;
+  return `{\n    "window": ${JSON.stringify(f.window)},\n    "vcpuPage": ${f.vcpuPage},\n` +
+    `    "codeBase": ${f.codeBase},\n    "code": ${JSON.stringify(f.code)},\n` +
+    `    "windows": ${list(f.windows)},\n    "slowPaths": ${list(f.slowPaths)},\n` +
+    `    "shadows": ${JSON.stringify(f.shadows)},\n    "fallbacks": ${list(f.fallbacks)}\n  }`;
 }
 
 /**
@@ -242,9 +334,11 @@ export function parseSideTable(text: string, source = "sidecar"): SideTable {
   if (json.format !== SIDECAR_FORMAT) {
     return bad(`format is ${JSON.stringify(json.format)}, not "${SIDECAR_FORMAT}"`);
   }
-  if (json.version !== SIDECAR_VERSION) {
+  if (!READABLE_VERSIONS.includes(json.version as number)) {
     return bad(
-      `version ${JSON.stringify(json.version)} is not supported (only ${SIDECAR_VERSION})`,
+      `version ${JSON.stringify(json.version)} is not supported (only ${
+        READABLE_VERSIONS.join(", ")
+      })`,
     );
   }
   const image = json.image;
@@ -277,7 +371,44 @@ export function parseSideTable(text: string, source = "sidecar"): SideTable {
     if (seen.has(p.vaddr as number)) bad(`${at}.vaddr ${p.vaddr} is patched twice`);
     seen.add(p.vaddr as number);
   });
+  if (json.fast !== undefined) {
+    const f = json.fast;
+    if (!isObject(f)) return bad("fast is not an object");
+    const w = f.window;
+    if (!isObject(w) || !isCount(w.base) || !isCount(w.size)) {
+      bad("fast.window must be { base, size }");
+    }
+    if (typeof f.code !== "string" || fromHex(f.code) === undefined) bad("fast.code is not hex");
+    for (const k of ["windows", "slowPaths", "shadows", "fallbacks"]) {
+      if (!Array.isArray(f[k])) bad(`fast.${k} is not an array`);
+    }
+    (f.windows as unknown[]).forEach((x, i) => {
+      const at = `fast.windows[${i}]`;
+      if (!isObject(x)) return bad(`${at} is not an object`);
+      for (const k of ["vaddr", "paddr", "fileOffset", "length", "trampoline"]) {
+        if (!isCount(x[k])) bad(`${at}.${k} is not a non-negative integer`);
+      }
+      const b = typeof x.bytes === "string" ? fromHex(x.bytes) : undefined;
+      if (b === undefined || b.length !== x.length) bad(`${at}.bytes is not ${x.length} bytes`);
+    });
+    (f.slowPaths as unknown[]).forEach((x, i) => {
+      const at = `fast.slowPaths[${i}]`;
+      if (!isObject(x) || !isCount(x.vaddr) || !isCount(x.site)) bad(`${at} is malformed`);
+      const b = typeof (x as Record<string, unknown>).bytes === "string"
+        ? fromHex((x as Record<string, unknown>).bytes as string)
+        : undefined;
+      if (b === undefined || b.length !== 1) bad(`${at}.bytes is not one byte of hex`);
+    });
+  }
   return json as unknown as SideTable;
+}
+
+/** The bytes a fast-form window holds in the rewritten image: jmp rel32, then int3s. */
+export function windowPatch(w: { vaddr: number; length: number; trampoline: number }): Uint8Array {
+  const out = new Uint8Array(w.length).fill(INT3);
+  const rel = (w.trampoline - (w.vaddr + 5)) >>> 0;
+  out.set([0xe9, rel & 0xff, (rel >>> 8) & 0xff, (rel >>> 16) & 0xff, rel >>> 24]);
+  return out;
 }
 
 /**
@@ -311,6 +442,17 @@ export function checkBinding(image: Uint8Array, table: SideTable): void {
       );
     }
   }
+  for (const w of table.fast?.windows ?? []) {
+    const want = windowPatch(w);
+    const here = image.subarray(w.fileOffset, w.fileOffset + w.length);
+    if (here.length !== want.length || !here.every((b, i) => b === want[i])) {
+      throw new RewriteError(
+        `fast-form window at vaddr 0x${w.vaddr.toString(16)} is not a jump to its trampoline ` +
+          `at 0x${w.trampoline.toString(16)}: the file has ${toHex(here)}`,
+        { reason: "bad-sidecar" },
+      );
+    }
+  }
 }
 
 /**
@@ -326,6 +468,7 @@ export function restoreOriginal(image: Uint8Array, table: SideTable): Uint8Array
   checkBinding(image, table);
   const out = image.slice();
   for (const p of table.patches) out.set(fromHex(p.bytes)!, p.fileOffset);
+  for (const w of table.fast?.windows ?? []) out.set(fromHex(w.bytes)!, w.fileOffset);
   const sha = sha256Hex(out);
   if (sha !== table.original.sha256) {
     throw new RewriteError(

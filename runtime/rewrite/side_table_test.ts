@@ -90,12 +90,12 @@ Deno.test("loadSideTable() reads an image and its sidecar from files", async () 
   }
 });
 
-Deno.test("parseSideTable() rejects what is not a version-1 ring3-rewrite table", () => {
+Deno.test("parseSideTable() rejects what is not a version-1 or version-2 ring3-rewrite table", () => {
   const { sideTable } = sample();
   const good = JSON.parse(formatSideTable(sideTable));
   const cases: [unknown, RegExp][] = [
     [{ ...good, format: "other" }, /format is "other", not "ring3-rewrite"/],
-    [{ ...good, version: 2 }, /version 2 is not supported/],
+    [{ ...good, version: 3 }, /version 3 is not supported/],
     [{ ...good, image: { sha256: "abc", size: 1 } }, /image must be/],
     [{ ...good, original: {} }, /original must be/],
     [{ ...good, patches: {} }, /patches is not an array/],
