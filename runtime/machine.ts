@@ -28,6 +28,7 @@ import { loadMultiboot } from "./boot/multiboot.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 import { ConsoleTail } from "./console_tail.ts";
+import { MachineDisks } from "./disk/machine_disks.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
 import type { FailureKind, FailureReport, RunResult, RunStats } from "./run_result.ts";
@@ -142,7 +143,14 @@ export class Machine {
       () => state.cpl === 3,
     );
     const bus = new IoBus({ log: (m) => hooks.log(m) });
+    const disks = new MachineDisks(
+      config.disks ?? [],
+      this.clock,
+      (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "disk", detail }),
+    );
+    this.#disks = disks;
     const board = buildPcBoard({
+      disk: (i) => disks.backend(i),
       bus,
       clock: this.clock,
       intr: this.#intr,
@@ -167,6 +175,7 @@ export class Machine {
       else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
       return `line ${e.line} ${action}`;
     });
+    this.#eventKinds.set("disk", (e) => disks.applyEvent(e));
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
@@ -289,6 +298,7 @@ export class Machine {
   readonly #eventKinds = new Map<string, (e: MachineEvent) => string>();
   readonly #faults: FaultInjector;
   readonly #eventLog: AppliedEvent[] = [];
+  readonly #disks: MachineDisks;
 
   #applyEvent(e: MachineEvent): void {
     const kind = this.#eventKinds.get(e.kind);
@@ -444,6 +454,7 @@ export class Machine {
 
   #runTimers(): void {
     this.#stopsSinceTimerCheck = 0;
+    this.#disks.poll();
     if (this.clock.timerDue()) this.clock.runDueTimers();
   }
 
@@ -606,6 +617,13 @@ export class Machine {
     this.#runTimers();
     this.#deliverInterrupt();
     if (!this.state.halted || this.#result !== null) return;
+    if (this.#disks.busy) {
+      // Host disk I/O in flight: wait for it in host time rather than let guest time run on,
+      // so the guest sees the drive's latency however slow the host file is.
+      this.#flushConsole();
+      this.#disks.wait(IDLE_WAIT_MS);
+      return;
+    }
     const blocked = this.#scenarioWaiting || this.#scenarioDeadlines.size > 0;
     const next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
     if (next !== null && this.config.paceIdle && !blocked) {
@@ -664,6 +682,7 @@ export class Machine {
   #shutdown(): void {
     this.#kernelProc.kill();
     this.#userProc?.kill();
+    this.#disks.close();
     this.#ram.close();
     void this.#libc;
   }

@@ -6,6 +6,7 @@
  */
 import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
+import type { DiskFile } from "./disk/disk_io_protocol.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -32,6 +33,8 @@ export interface MachineConfig {
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
+  /** Disks on the ATA channels (default none). */
+  disks?: DiskFile[];
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }

@@ -10,6 +10,7 @@ import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./mach
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
+import { type DiskOption, resolveDisks } from "./disk/disk_options.ts";
 import { emptyStats, type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
 /** Options of {@link Vm.start}. */
@@ -40,6 +41,14 @@ export interface BootOptions {
   faults?: FaultPlan;
   /** Seed of the fault plan's random choices (default 1). */
   seed?: number;
+  /**
+   * ATA disks backed by host files: a path, or `{ path, writeThrough, index }`. By default the
+   * guest writes to a copy-on-write overlay that is dropped at the end of the run (the file
+   * never changes); `writeThrough: true` writes to the file. `index` is the ATA position as
+   * QEMU's `-drive index=` numbers it (0 primary master, 1 primary slave, 2 secondary master,
+   * 3 secondary slave); by default the next free one.
+   */
+  disks?: DiskOption[];
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -296,6 +305,7 @@ export class Vm {
       timeoutNs: durationNs(options.timeout ?? "60s"),
       cpu: options.cpu,
       reportLines: 10,
+      disks: await resolveDisks(options.disks ?? []),
     });
     await vm.started;
     if (vm.pid === 0) {

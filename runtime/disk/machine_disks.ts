@@ -1,0 +1,118 @@
+/**
+ * A machine's disks: host files behind fault layers, and the "disk" kind of timeline event.
+ * The machine builds one of these, hands {@link MachineDisks.backend} to the board's ATA
+ * channels, polls it between guest stops and waits on it when idle.
+ *
+ * @module
+ */
+import type { BlockBackend } from "../devices/block_backend.ts";
+import type { DeviceClock } from "../devices/device_clock.ts";
+import { durationNs } from "../duration.ts";
+import type { DiskFile } from "./disk_io_protocol.ts";
+import { type DiskFaultAction, DiskFaults } from "./disk_faults.ts";
+import { HostDisks } from "./host_disks.ts";
+
+const ACTIONS: readonly DiskFaultAction[] = [
+  "fail-read",
+  "fail-write",
+  "delay-read",
+  "delay-write",
+  "tear-write",
+];
+
+/** Every disk of a machine. */
+export class MachineDisks {
+  readonly #host: HostDisks | null;
+  readonly #faults = new Map<number, DiskFaults>();
+  readonly #backends = new Map<number, BlockBackend>();
+
+  /**
+   * @param files the disks (none: no Worker is started)
+   * @param clock guest time
+   * @param log fired faults, for the event log
+   * @throws {DiskFileError} for a file that cannot be used
+   */
+  constructor(files: DiskFile[], clock: DeviceClock, log: (detail: string) => void) {
+    this.#host = files.length > 0 ? new HostDisks(files) : null;
+    for (const f of files) {
+      const faults = new DiskFaults(`disk ${f.index}`, clock, log);
+      this.#faults.set(f.index, faults);
+      this.#backends.set(f.index, faults.wrap(this.#host!.backend(f.index)!));
+    }
+  }
+
+  /** The backend at ATA position `index` (0 primary master … 3 secondary slave). */
+  backend(index: number): BlockBackend | undefined {
+    return this.#backends.get(index);
+  }
+
+  /** Host requests not completed yet: an idle guest waits for them before time moves on. */
+  get busy(): boolean {
+    return (this.#host?.inFlight ?? 0) > 0;
+  }
+
+  /** Delivers host completions (cheap when nothing is in flight). */
+  poll(): void {
+    this.#host?.poll();
+  }
+
+  /**
+   * Waits in host time for a host completion.
+   *
+   * @param timeoutMs at most this long
+   */
+  wait(timeoutMs: number): void {
+    this.#host?.wait(timeoutMs);
+  }
+
+  /** Host I/O counters. */
+  get stats(): { reads: number; writes: number; bytesRead: number; bytesWritten: number } {
+    return this.#host?.stats ?? { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
+  }
+
+  /**
+   * Applies a `{ kind: "disk" }` timeline event: `{ disk = 0, action, sector, count = 1,
+   * times = 1 | "always", delay (delay-*), keep (tear-write) }`, or `action: "clear"`.
+   *
+   * @param e the event's parameters
+   * @returns what was armed, for the event log
+   * @throws {RangeError} for a bad event
+   */
+  applyEvent(e: Record<string, unknown>): string {
+    const disk = Number(e.disk ?? 0);
+    const faults = this.#faults.get(disk);
+    if (!faults) {
+      throw new RangeError(
+        `no disk ${e.disk ?? 0} (disks: ${[...this.#faults.keys()].join(", ") || "none"})`,
+      );
+    }
+    const action = String(e.action);
+    if (action === "clear") {
+      faults.clear();
+      return `disk ${disk}: faults cleared`;
+    }
+    if (!ACTIONS.includes(action as DiskFaultAction)) {
+      throw new RangeError(`disk action must be one of ${ACTIONS.join(", ")} or clear`);
+    }
+    const sector = Number(e.sector);
+    const count = Number(e.count ?? 1);
+    if (!Number.isInteger(sector) || sector < 0 || !Number.isInteger(count) || count < 1) {
+      throw new RangeError(`disk fault needs sector >= 0 and count >= 1`);
+    }
+    const times = e.times === "always" ? Infinity : Number(e.times ?? 1);
+    if (!(times >= 1)) throw new RangeError(`times must be a positive number or "always"`);
+    const delayNs = action.startsWith("delay")
+      ? durationNs((e.delay ?? "1ms") as string | number)
+      : 0;
+    const keep = e.keep === undefined ? undefined : Number(e.keep);
+    faults.add({ action: action as DiskFaultAction, sector, count, times, delayNs, keep });
+    return `disk ${disk}: ${action} sectors ${sector}+${count} ${
+      times === Infinity ? "always" : `${times}x`
+    }${delayNs ? ` by ${delayNs / 1e6} ms` : ""}`;
+  }
+
+  /** Ends the I/O Worker; an overlay is dropped. */
+  close(): void {
+    this.#host?.close();
+  }
+}
