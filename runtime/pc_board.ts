@@ -151,10 +151,12 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
   });
   o.bus.attach(L.COM1, UART_PORT_COUNT, com1);
   // Both IDE channels exist whether or not a disk is attached, as on QEMU's pc machine.
-  for (const [n, base, control, irq] of [
-    [0, L.ATA_PRIMARY, L.ATA_PRIMARY_CONTROL, L.IRQ_ATA_PRIMARY],
-    [1, L.ATA_SECONDARY, L.ATA_SECONDARY_CONTROL, L.IRQ_ATA_SECONDARY],
-  ] as const) {
+  for (
+    const [n, base, control, irq] of [
+      [0, L.ATA_PRIMARY, L.ATA_PRIMARY_CONTROL, L.IRQ_ATA_PRIMARY],
+      [1, L.ATA_SECONDARY, L.ATA_SECONDARY_CONTROL, L.IRQ_ATA_SECONDARY],
+    ] as const
+  ) {
     const ch = buildAtaChannel(n, isa(irq), o.clock, (i) => o.disk?.(i), o.log);
     o.bus.attach(base, ch.ports, ch.channel);
     o.bus.attach(control, 1, ch.channel.control);

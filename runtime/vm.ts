@@ -200,6 +200,8 @@ export class Vm {
   readonly console: SerialConsole;
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   readonly logs: string[] = [];
+  /** The backend: ring3 itself. */
+  readonly backend = "ring3" as const;
   readonly #worker: Worker;
   readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;

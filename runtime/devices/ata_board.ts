@@ -12,7 +12,9 @@ import type { IrqLine } from "./irq_line.ts";
 
 /**
  * Channel `n` (0 primary, 1 secondary) with a drive at each position that has a backend.
- * Position numbers are QEMU's `-drive index=`: 2n for the master, 2n + 1 for the slave.
+ * Position numbers are QEMU's `-drive index=`: 2n for the master, 2n + 1 for the slave. Drives
+ * identify themselves as QEMU's IDE disks do ("QEMU HARDDISK", serial QM0000n, firmware
+ * "2.5+"), so a guest prints the same on both backends and transcripts compare.
  *
  * @param n channel number
  * @param irq the channel's interrupt line
@@ -30,7 +32,7 @@ export function buildAtaChannel(
 ): { channel: AtaChannel; ports: number } {
   const drive = (index: number) => {
     const backend = disk(index);
-    return backend ? new AtaDrive({ backend, clock, serial: `R3D0000${index + 1}`, log }) : null;
+    return backend ? new AtaDrive({ backend, clock, serial: `QM0000${index + 1}`, log }) : null;
   };
   const channel = new AtaChannel({
     name: `ata${n}`,

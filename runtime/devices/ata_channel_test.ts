@@ -104,7 +104,7 @@ Deno.test("IDENTIFY DEVICE gives model, serial, LBA28/48 sizes and a valid check
   assert.equal(r.irq.level, false, "status read clears it");
   const b = r.readBlock();
   const w = new Uint16Array(b.buffer);
-  assert.equal(identifyString(w, 27, 40), "RING3 HARDDISK");
+  assert.equal(identifyString(w, 27, 40), "QEMU HARDDISK");
   assert.equal(identifyString(w, 10, 20), "MASTER");
   assert.equal(w[60] | w[61] << 16, 3_000_000);
   assert.equal(w[100] + w[101] * 65536, 3_000_000);

@@ -66,10 +66,12 @@ export interface AtaDriveOptions {
   backend: BlockBackend;
   /** Guest time, for command latency. */
   clock: DeviceClock;
-  /** IDENTIFY model string (default "RING3 HARDDISK"). */
+  /** IDENTIFY model string (default "QEMU HARDDISK", as QEMU's IDE disks). */
   model?: string;
-  /** IDENTIFY serial number (default "R3D00001"). */
+  /** IDENTIFY serial number (default "QM00001"). */
   serial?: string;
+  /** IDENTIFY firmware revision (default "2.5+"). */
+  firmware?: string;
   /** Minimum guest-time latency of a medium access, ns (default {@link DEFAULT_COMMAND_LATENCY_NS}). */
   latencyNs?: number;
   /** Diagnostics (unsupported commands). */
@@ -98,6 +100,7 @@ export class AtaDrive {
   readonly #clock: DeviceClock;
   readonly #model: string;
   readonly #serial: string;
+  readonly #firmware: string;
   readonly #latencyNs: number;
   readonly #log: (message: string) => void;
   #tf = new Taskfile();
@@ -121,8 +124,9 @@ export class AtaDrive {
   constructor(o: AtaDriveOptions) {
     this.#backend = o.backend;
     this.#clock = o.clock;
-    this.#model = o.model ?? "RING3 HARDDISK";
-    this.#serial = o.serial ?? "R3D00001";
+    this.#model = o.model ?? "QEMU HARDDISK";
+    this.#serial = o.serial ?? "QM00001";
+    this.#firmware = o.firmware ?? "2.5+";
     this.#latencyNs = o.latencyNs ?? DEFAULT_COMMAND_LATENCY_NS;
     this.#log = o.log ?? (() => {});
     this.#geometry = defaultGeometry(o.backend.sectorCount);
@@ -346,7 +350,7 @@ export class AtaDrive {
       sectors: this.sectorCount,
       model: this.#model,
       serial: this.#serial,
-      firmware: "1.0",
+      firmware: this.#firmware,
       current: this.#geometry,
       multiple: this.#multiple,
     });

@@ -43,10 +43,12 @@
  * @module
  */
 import { type BootOptions, GuestFailureError, SerialConsole } from "../vm.ts";
-import type { ToMachine } from "../machine_protocol.ts";
+import type { MachineEvent, ToMachine } from "../machine_protocol.ts";
 import { durationNs, memoryBytes } from "../duration.ts";
 import { emptyStats, type FailureKind, type FailureReport, type RunResult } from "../run_result.ts";
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
+import { resolveDisks } from "../disk/disk_options.ts";
+import type { DiskFile } from "../disk/disk_io_protocol.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
 
@@ -102,6 +104,8 @@ export interface QemuArgsOptions {
   memoryBytes: number;
   qmpSocket: string;
   logFile: string;
+  /** IDE disks; an overlay disk gets `snapshot=on`, QEMU's own throw-away overlay. */
+  disks?: DiskFile[];
 }
 
 /**
@@ -120,6 +124,11 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
     ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
     ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
+    ...(o.disks ?? []).flatMap((d) => [
+      "-drive",
+      `file=${d.path.replaceAll(",", ",,")},format=raw,if=ide,index=${d.index}` +
+      (d.writeThrough ? "" : ",snapshot=on"),
+    ]),
   ];
 }
 
@@ -221,6 +230,8 @@ export class QemuVm implements ScenarioVm {
   readonly console: SerialConsole;
   /** QEMU's own messages (stderr, warnings) and notes of this backend. */
   readonly logs: string[] = [];
+  /** The backend: QEMU. */
+  readonly backend = "qemu" as const;
   /** Which QEMU runs the kernel. */
   readonly arch: QemuArch;
   readonly #child: Deno.ChildProcess;
@@ -316,8 +327,10 @@ export class QemuVm implements ScenarioVm {
         `qemu-system-${arch} is not installed (needed for ${options.kernel} on the QEMU backend)`,
       );
     }
+    const disks = await resolveDisks(options.disks ?? []);
     const dir = await Deno.makeTempDir({ prefix: "ring3-qemu-" });
     const args = qemuArgs({
+      disks,
       kernel: options.kernel,
       cmdline: options.cmdline ?? "",
       memoryBytes: memoryBytes(options.memory ?? "64M"),
@@ -352,6 +365,20 @@ export class QemuVm implements ScenarioVm {
     }
     vm.#clockLoop();
     return vm;
+  }
+
+  /**
+   * Applies a timeline event: serial text goes to COM1; other kinds (IRQ lines, disk faults)
+   * have no QEMU equivalent at a guest time and are logged as skipped.
+   *
+   * @param event what happens
+   */
+  inject(event: MachineEvent): void {
+    if (event.kind === "serial" && typeof event.text === "string") {
+      this.console.send(event.text);
+      return;
+    }
+    this.logs.push(`skipped on the QEMU backend: ${JSON.stringify(event)}`);
   }
 
   /** QEMU's pid (0 once it could not be started). */
