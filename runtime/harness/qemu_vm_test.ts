@@ -5,6 +5,7 @@ import { hostProcess } from "./host_processes.ts";
 import {
   kernelArch,
   parseQemuRegisters,
+  qemuArgs,
   qemuSystemBinary,
   QemuVm,
   unwrapPmTimer,
@@ -253,3 +254,22 @@ qemuTest("an ELF64 kernel boots on qemu-system-x86_64", async () => {
     await vm.stop();
   }
 }, NO_QEMU64);
+
+Deno.test("qemuArgs() gives each disk an IDE -drive at its index, overlays with snapshot=on", () => {
+  const args = qemuArgs({
+    kernel: "k.elf",
+    cmdline: "",
+    memoryBytes: 1 << 26,
+    qmpSocket: "/tmp/q",
+    logFile: "/tmp/l",
+    disks: [
+      { index: 0, path: "/tmp/a,b.img", writeThrough: false },
+      { index: 3, path: "/tmp/c.img", writeThrough: true },
+    ],
+  });
+  const drives = args.filter((_, i) => args[i - 1] === "-drive");
+  assert.deepEqual(drives, [
+    "file=/tmp/a,,b.img,format=raw,if=ide,index=0,snapshot=on",
+    "file=/tmp/c.img,format=raw,if=ide,index=3",
+  ]);
+});
