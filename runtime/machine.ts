@@ -145,6 +145,7 @@ export class Machine {
     const bus = new IoBus({ log: (m) => hooks.log(m) });
     const disks = new MachineDisks(
       config.disks ?? [],
+      config.diskPort,
       this.clock,
       (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "disk", detail }),
     );

@@ -35,6 +35,8 @@ export interface MachineConfig {
   seed?: number;
   /** Disks on the ATA channels (default none). */
   disks?: DiskFile[];
+  /** The channel to the disk I/O Worker, when there are disks (transferred, not cloned). */
+  diskPort?: MessagePort;
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }

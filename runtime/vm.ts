@@ -11,6 +11,7 @@ import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
 import { type DiskOption, resolveDisks } from "./disk/disk_options.ts";
+import { type DiskIoLink, startDiskIo } from "./disk/disk_io_protocol.ts";
 import { emptyStats, type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 
 /** Options of {@link Vm.start}. */
@@ -205,6 +206,8 @@ export class Vm {
   readonly #worker: Worker;
   readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;
+  /** The disks' I/O Worker: started here, where an event loop runs, and ended with the run. */
+  readonly #diskIo: DiskIoLink | null;
   #pid = 0;
   #ended = false;
 
@@ -214,6 +217,7 @@ export class Vm {
       name: `ring3 ${config.kernelPath}`,
     });
     this.console = new SerialConsole((m) => this.#post(m));
+    this.#diskIo = config.disks?.length ? startDiskIo() : null;
     const decoder = new TextDecoder();
     let started: () => void;
     const startedP = new Promise<void>((r) => started = r);
@@ -238,6 +242,7 @@ export class Vm {
             this.#ended = true;
             started();
             this.#worker.terminate();
+            this.#diskIo?.worker.terminate();
             this.console.end(
               m.result.outcome === "failure"
                 ? new GuestFailureError(m.result.failure)
@@ -251,6 +256,7 @@ export class Vm {
         e.preventDefault();
         this.#ended = true;
         this.#worker.terminate();
+        this.#diskIo?.worker.terminate();
         const failure: FailureReport = {
           kind: "host-error",
           message: `machine worker crashed: ${e.message}`,
@@ -266,7 +272,11 @@ export class Vm {
         });
       };
     });
-    this.#worker.postMessage({ type: "boot", config, mailbox: this.#mailbox.buffer });
+    const diskPort = this.#diskIo?.port;
+    this.#worker.postMessage(
+      { type: "boot", config: { ...config, diskPort }, mailbox: this.#mailbox.buffer },
+      diskPort ? [diskPort] : [],
+    );
     this.started = startedP;
   }
 

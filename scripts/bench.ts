@@ -5,6 +5,8 @@
  *    decode, port bus) against a minimal C ptrace tracer running the same bytes, both pinned to
  *    one CPU. Goal: ratio <= 1.2.
  * 2. hello from boot to exit, with host round trips and traps by cause.
+ * 3. Disk throughput: minios's ATA PIO driver reading and writing a host file, against a plain
+ *    host read of the same bytes.
  *
  * @module
  */
@@ -14,6 +16,7 @@ import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
 import { Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
 import { timeLines } from "./bench/line_timer.ts";
+import { diskBench } from "./bench/disk_bench.ts";
 import { openLibc } from "../runtime/host/libc.ts";
 import { allowedCpus } from "../runtime/tracer/ptrace_process.ts";
 
@@ -144,6 +147,7 @@ const hello = await helloBootToExit();
 const locks = await lockBench(20000);
 const minios = await miniosSelftest();
 const compute = await computeBench({ cpu, rounds: 3 });
+const disk = await diskBench({ cpu, kib: 4096 });
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
   trapRoundTrip: {
@@ -159,6 +163,7 @@ const result = {
   computeBound: compute,
   lockHeavy: locks,
   miniosSelftest: minios,
+  disk,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -211,6 +216,21 @@ if (values.json) {
     `  ${m.shadowPageFills} shadow page fills, ${m.privilegeSwitches} privilege switches (host process changes)`,
   );
   console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
+  const d = result.disk;
+  console.log(`\ndisk (minios diskbench ${d.kib}: ATA PIO, READ/WRITE MULTIPLE of 16 sectors)`);
+  console.log(
+    `  guest read  ${d.guestRead.mbPerHostS} MB/s host time (${d.guestRead.hostMs} ms), ` +
+      `${d.guestRead.mbPerGuestS} MB/s guest time`,
+  );
+  console.log(
+    `  guest write ${d.guestWrite.mbPerHostS} MB/s host time (${d.guestWrite.hostMs} ms), ` +
+      `${d.guestWrite.mbPerGuestS} MB/s guest time (overlay)`,
+  );
+  console.log(
+    `  plain host read of the same bytes ${d.hostRead.mbPerS} MB/s: ratio guest/host read ` +
+      `${d.readRatio}`,
+  );
+  console.log(`  traps by cause: ${fmtCauses(d.trapsByCause)}`);
 }
 
 function fmtCauses(c: Record<string, number>): string {

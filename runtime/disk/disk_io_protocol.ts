@@ -55,4 +55,29 @@ export type ToDiskWorker =
   | { type: "open"; shared: SharedArrayBuffer; disks: DiskFile[] }
   | { type: "read"; disk: number; lba: number; count: number }
   | { type: "write"; disk: number; lba: number; count: number }
-  | { type: "flush"; disk: number };
+  | { type: "flush"; disk: number }
+  | { type: "close" };
+
+/** The disk I/O Worker and the port the machine's thread talks to it through. */
+export interface DiskIoLink {
+  /** The Worker (its owner terminates it when the machine has ended). */
+  worker: Worker;
+  /** The machine's end of the channel; transfer it to the machine's thread. */
+  port: MessagePort;
+}
+
+/**
+ * Starts a disk I/O Worker. Call it on a thread with a running event loop (the scenario's):
+ * the machine's thread gets {@link DiskIoLink.port}.
+ *
+ * @returns the Worker and the machine's port
+ */
+export function startDiskIo(): DiskIoLink {
+  const worker = new Worker(new URL("./disk_io_worker.ts", import.meta.url), {
+    type: "module",
+    name: "ring3 disk I/O",
+  });
+  const channel = new MessageChannel();
+  worker.postMessage({ port: channel.port1 }, [channel.port1]);
+  return { worker, port: channel.port2 };
+}

@@ -32,9 +32,19 @@ let shared: SharedArrayBuffer | null = null;
 let words: Int32Array;
 const disks = new Map<number, OpenDisk>();
 
-// Set synchronously: a handler installed after an await would miss the first messages.
-self.onmessage = (e: MessageEvent<ToDiskWorker>) => {
-  const m = e.data;
+// The machine's thread reaches this Worker through a MessagePort the scenario thread hands
+// both sides (a Worker started by the blocked machine thread itself takes about 0.5 s to get
+// its first message: measured, docs/design/2026-11-21-disk-io.md). Handlers are set
+// synchronously: one installed after an await would miss the first messages.
+self.onmessage = (e: MessageEvent<{ port: MessagePort }>) => {
+  e.data.port.onmessage = (m: MessageEvent<ToDiskWorker>) => handle(m.data);
+};
+
+function handle(m: ToDiskWorker): void {
+  if (m.type === "close") {
+    self.close(); // an overlay dies here, unwritten
+    return;
+  }
   if (m.type === "open") {
     shared = m.shared;
     words = new Int32Array(shared, 0, HEADER_BYTES / 4);
@@ -46,7 +56,7 @@ self.onmessage = (e: MessageEvent<ToDiskWorker>) => {
   disk.last = disk.last.then(() => serve(disk, m)).catch(() =>
     finish(m.disk, RESULT.IO_ERROR, "lba" in m ? m.lba : 0)
   );
-};
+}
 
 function open(d: DiskFile): void {
   const file = Deno.open(d.path, { read: true, write: d.writeThrough });
@@ -59,7 +69,7 @@ function open(d: DiskFile): void {
 }
 
 async function serve(disk: OpenDisk, m: ToDiskWorker): Promise<void> {
-  if (m.type === "open") return;
+  if (m.type === "open" || m.type === "close") return;
   const file = await disk.file;
   const area = (n: number) => new Uint8Array(shared!, dataOffset(m.disk), n * SECTOR_SIZE);
   switch (m.type) {

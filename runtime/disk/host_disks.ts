@@ -40,7 +40,7 @@ interface Pending {
 
 /** Every disk of a machine and the Worker that does their host I/O. */
 export class HostDisks {
-  readonly #worker: Worker;
+  readonly #port: MessagePort;
   readonly #shared = new SharedArrayBuffer(SHARED_BYTES);
   readonly #words = new Int32Array(this.#shared, 0, HEADER_BYTES / 4);
   /** Per disk: the request the Worker has, then the ones waiting behind it. */
@@ -51,13 +51,15 @@ export class HostDisks {
   readonly stats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0 };
 
   /**
-   * Opens the files (their size is read now, so a missing file fails the boot) and starts the
-   * Worker.
+   * Checks the files (their size is read now, so a missing file fails the boot) and has the
+   * I/O Worker open them.
    *
    * @param files the disks, by ATA position
+   * @param port the machine's end of the channel to the I/O Worker ({@link startDiskIo})
    * @throws {DiskFileError} for a missing file, a position used twice or out of range
    */
-  constructor(files: DiskFile[]) {
+  constructor(files: DiskFile[], port: MessagePort) {
+    this.#port = port;
     for (const f of files) {
       if (!Number.isInteger(f.index) || f.index < 0 || f.index >= MAX_DISKS) {
         throw new DiskFileError(`disk position ${f.index} does not exist (0..${MAX_DISKS - 1})`);
@@ -79,11 +81,7 @@ export class HostDisks {
       this.#queues.set(f.index, []);
       this.#backends.set(f.index, this.#backend(f.index, Math.ceil(size / SECTOR_SIZE)));
     }
-    this.#worker = new Worker(new URL("./disk_io_worker.ts", import.meta.url), {
-      type: "module",
-      name: "ring3 disk I/O",
-    });
-    this.#worker.postMessage({ type: "open", shared: this.#shared, disks: files });
+    this.#port.postMessage({ type: "open", shared: this.#shared, disks: files });
   }
 
   /** The backend of the disk at ATA position `index`, if there is one. */
@@ -130,7 +128,7 @@ export class HostDisks {
     const m: ToDiskWorker = p.kind === "flush"
       ? { type: "flush", disk: index }
       : { type: p.kind, disk: index, lba: p.lba, count: p.count };
-    this.#worker.postMessage(m);
+    this.#port.postMessage(m);
   }
 
   /**
@@ -187,9 +185,10 @@ export class HostDisks {
     return this.poll();
   }
 
-  /** Stops the Worker: an overlay dies with it, unwritten; the base files are closed. */
+  /** Ends the I/O Worker: an overlay dies with it, unwritten; the base files are closed. */
   close(): void {
-    this.#worker.terminate();
+    this.#port.postMessage({ type: "close" });
+    this.#port.close();
   }
 }
 

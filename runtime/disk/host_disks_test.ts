@@ -6,6 +6,19 @@ import type { BlockResult } from "../devices/block_backend.ts";
 import { MemoryBlockBackend, SECTOR_SIZE } from "../devices/block_backend.ts";
 import { ManualClock } from "../devices/device_clock.ts";
 import { resolveDisks } from "./disk_options.ts";
+import { type DiskFile, startDiskIo } from "./disk_io_protocol.ts";
+
+/** Host disks with their own I/O Worker; `close()` ends both as a machine's end would. */
+function open(files: DiskFile[]): HostDisks {
+  const io = startDiskIo();
+  const d = new HostDisks(files, io.port);
+  const close = d.close.bind(d);
+  d.close = () => {
+    close();
+    io.worker.terminate();
+  };
+  return d;
+}
 
 async function image(sectors: number, fill = (i: number) => (i * 31) & 0xff) {
   const dir = await Deno.makeTempDir({ prefix: "ring3-disk-test-" });
@@ -29,7 +42,7 @@ function run(disks: HostDisks, start: (done: (r: BlockResult) => void) => void):
 
 Deno.test("overlay disk: reads see the guest's writes, the file never changes", async () => {
   const { dir, path, bytes } = await image(64);
-  const disks = new HostDisks(await resolveDisks([path]));
+  const disks = open(await resolveDisks([path]));
   try {
     const b = disks.backend(0)!;
     assert.equal(b.sectorCount, 64);
@@ -50,7 +63,7 @@ Deno.test("overlay disk: reads see the guest's writes, the file never changes", 
 
 Deno.test("overlay disk: a Worker killed with writes queued leaves the file unchanged", async () => {
   const { dir, path, bytes } = await image(512);
-  const disks = new HostDisks(await resolveDisks([path]));
+  const disks = open(await resolveDisks([path]));
   const b = disks.backend(0)!;
   for (let i = 0; i < 8; i++) {
     b.write(i * 64, new Uint8Array(64 * SECTOR_SIZE).fill(i + 1), () => {});
@@ -63,7 +76,7 @@ Deno.test("overlay disk: a Worker killed with writes queued leaves the file unch
 Deno.test("write-through disk: writes reach the file; a partial last sector reads as zeros", async () => {
   const { dir, path } = await image(8);
   await Deno.writeFile(path, new Uint8Array(7 * SECTOR_SIZE + 100).fill(1));
-  const disks = new HostDisks(await resolveDisks([{ path, writeThrough: true }]));
+  const disks = open(await resolveDisks([{ path, writeThrough: true }]));
   try {
     const b = disks.backend(0)!;
     assert.equal(b.sectorCount, 8);
@@ -83,7 +96,7 @@ Deno.test("write-through disk: writes reach the file; a partial last sector read
 
 Deno.test("two disks have requests in flight on the host at once", async () => {
   const a = await image(256), b = await image(256, (i) => i & 0x7f);
-  const disks = new HostDisks(await resolveDisks([a.path, { path: b.path, index: 2 }]));
+  const disks = open(await resolveDisks([a.path, { path: b.path, index: 2 }]));
   try {
     const done: number[] = [];
     disks.backend(0)!.read(0, 256, () => done.push(0));

@@ -10,7 +10,7 @@ import type { DeviceClock } from "../devices/device_clock.ts";
 import { durationNs } from "../duration.ts";
 import type { DiskFile } from "./disk_io_protocol.ts";
 import { type DiskFaultAction, DiskFaults } from "./disk_faults.ts";
-import { HostDisks } from "./host_disks.ts";
+import { DiskFileError, HostDisks } from "./host_disks.ts";
 
 const ACTIONS: readonly DiskFaultAction[] = [
   "fail-read",
@@ -27,13 +27,20 @@ export class MachineDisks {
   readonly #backends = new Map<number, BlockBackend>();
 
   /**
-   * @param files the disks (none: no Worker is started)
+   * @param files the disks
+   * @param port the channel to the disk I/O Worker (required when there are disks)
    * @param clock guest time
    * @param log fired faults, for the event log
    * @throws {DiskFileError} for a file that cannot be used
    */
-  constructor(files: DiskFile[], clock: DeviceClock, log: (detail: string) => void) {
-    this.#host = files.length > 0 ? new HostDisks(files) : null;
+  constructor(
+    files: DiskFile[],
+    port: MessagePort | undefined,
+    clock: DeviceClock,
+    log: (detail: string) => void,
+  ) {
+    if (files.length > 0 && !port) throw new DiskFileError("disks given without a disk I/O port");
+    this.#host = files.length > 0 ? new HostDisks(files, port!) : null;
     for (const f of files) {
       const faults = new DiskFaults(`disk ${f.index}`, clock, log);
       this.#faults.set(f.index, faults);
