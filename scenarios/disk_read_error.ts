@@ -35,7 +35,7 @@ export default scenario(
       if (vm.backend === "ring3") {
         const r = await vm.result();
         assert.ok(
-          r.stats.events.some((e) =>
+          (r.stats.events ?? []).some((e) =>
             e.kind === "disk" && /read 8\+1 failed at sector 8/.test(e.detail)
           ),
           JSON.stringify(r.stats.events),
