@@ -47,7 +47,8 @@ export default scenario(
       await vm.stop("killed with writes in the overlay");
       assert.deepEqual(await Deno.readFile(path), before, "the base image is unchanged");
 
-      vm = await boot({ kernel, disks: [path] });
+      // The same image as the secondary channel's slave (IRQ 15): the overlay's file is gone.
+      vm = await boot({ kernel, disks: [{ path, index: 3 }] });
       await vm.console.expect("minios$ ", { timeout: "5s" });
       vm.console.send("ls\r");
       await vm.console.expect(/notes 20\n1 file,/);
