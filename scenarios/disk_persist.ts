@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { scenario } from "../mod.ts";
 
+/**
+ * Guest-time limit of a disk command. Under QEMU (-icount sleep=off) guest time races ahead
+ * while the host does disk I/O, so a short limit would fire before the data arrives.
+ */
+const DISK = { timeout: "120s" };
+
 /** A blank 1 MiB raw image in a fresh temporary folder (the guest formats it at first use). */
 async function blankImage(): Promise<{ dir: string; path: string }> {
   const dir = await Deno.makeTempDir({ prefix: "ring3-disk-" });
@@ -19,9 +25,9 @@ export default scenario(
       let vm = await boot({ kernel, disks: [{ path, writeThrough: true }] });
       await vm.console.expect("minios$ ", { timeout: "5s" });
       vm.console.send("disk\r");
-      await vm.console.expect(/disk 0: .*, 2048 sectors \(1024 KiB\), LBA48/);
+      await vm.console.expect(/disk 0: .*, 2048 sectors \(1024 KiB\), LBA48/, DISK);
       vm.console.send("write notes kept across a reboot\r");
-      await vm.console.expect("wrote 20 bytes to notes\n");
+      await vm.console.expect("wrote 20 bytes to notes\n", DISK);
       vm.console.send("exit 0\r");
       assert.equal(await vm.exit(), 1);
 
@@ -29,7 +35,7 @@ export default scenario(
       vm = await boot({ kernel, disks: [{ path, writeThrough: true }] });
       await vm.console.expect("minios$ ", { timeout: "5s" });
       vm.console.send("read notes\r");
-      await vm.console.expect("kept across a reboot\n");
+      await vm.console.expect("kept across a reboot\n", DISK);
       vm.console.send("exit 0\r");
       assert.equal(await vm.exit(), 1);
 
@@ -39,11 +45,11 @@ export default scenario(
       vm = await boot({ kernel, disks: [path] });
       await vm.console.expect("minios$ ", { timeout: "5s" });
       vm.console.send("write scratch only in the overlay\r");
-      await vm.console.expect("wrote 19 bytes to scratch\n");
+      await vm.console.expect("wrote 19 bytes to scratch\n", DISK);
       vm.console.send("read scratch\r");
-      await vm.console.expect("only in the overlay\n");
+      await vm.console.expect("only in the overlay\n", DISK);
       vm.console.send("read notes\r");
-      await vm.console.expect("kept across a reboot\n");
+      await vm.console.expect("kept across a reboot\n", DISK);
       await vm.stop("killed with writes in the overlay");
       assert.deepEqual(await Deno.readFile(path), before, "the base image is unchanged");
 
@@ -51,7 +57,7 @@ export default scenario(
       vm = await boot({ kernel, disks: [{ path, index: 3 }] });
       await vm.console.expect("minios$ ", { timeout: "5s" });
       vm.console.send("ls\r");
-      await vm.console.expect(/notes 20\n1 file,/);
+      await vm.console.expect(/notes 20\n1 file,/, DISK);
       vm.console.send("exit 0\r");
       assert.equal(await vm.exit(), 1);
     } finally {

@@ -11,6 +11,7 @@
 import type { BlockBackend, BlockResult } from "../devices/block_backend.ts";
 import { SECTOR_SIZE } from "../devices/block_backend.ts";
 import type { DeviceClock } from "../devices/device_clock.ts";
+import { type Duration, durationNs } from "../duration.ts";
 
 /** What a rule does to a matching request. */
 export type DiskFaultAction =
@@ -19,6 +20,69 @@ export type DiskFaultAction =
   | "delay-read"
   | "delay-write"
   | "tear-write";
+
+/** The actions, for validation and messages. */
+export const DISK_FAULT_ACTIONS: readonly DiskFaultAction[] = [
+  "fail-read",
+  "fail-write",
+  "delay-read",
+  "delay-write",
+  "tear-write",
+];
+
+/** A fault as a scenario writes it (a `disk` event's parameters, or a disk's boot `faults`). */
+export interface DiskFaultSpec {
+  action: DiskFaultAction;
+  /** First sector of the range. */
+  sector: number;
+  /** Sectors in the range (default 1). */
+  count?: number;
+  /** Requests it applies to (default 1), or "always". */
+  times?: number | "always";
+  /** delay-read / delay-write: guest time added (default "1ms"). */
+  delay?: Duration;
+  /** tear-write: sectors of the request that reach the backing (default half). */
+  keep?: number;
+}
+
+/**
+ * Checks a fault's parameters and makes the rule.
+ *
+ * @param e the parameters (of a timeline event, or a {@link DiskFaultSpec})
+ * @returns the rule
+ * @throws {RangeError} naming the bad parameter
+ */
+export function parseDiskFault(e: Record<string, unknown>): DiskFaultRule {
+  const action = String(e.action);
+  if (!DISK_FAULT_ACTIONS.includes(action as DiskFaultAction)) {
+    throw new RangeError(`disk action must be one of ${DISK_FAULT_ACTIONS.join(", ")} or clear`);
+  }
+  const sector = Number(e.sector);
+  const count = Number(e.count ?? 1);
+  if (!Number.isInteger(sector) || sector < 0 || !Number.isInteger(count) || count < 1) {
+    throw new RangeError(`disk fault needs sector >= 0 and count >= 1`);
+  }
+  const times = e.times === "always" ? Infinity : Number(e.times ?? 1);
+  if (!(times >= 1)) throw new RangeError(`times must be a positive number or "always"`);
+  const delayNs = action.startsWith("delay") ? durationNs((e.delay ?? "1ms") as Duration) : 0;
+  const keep = e.keep === undefined ? undefined : Number(e.keep);
+  if (keep !== undefined && !(Number.isInteger(keep) && keep >= 0)) {
+    throw new RangeError(`keep must be a whole number of sectors`);
+  }
+  return { action: action as DiskFaultAction, sector, count, times, delayNs, keep };
+}
+
+/**
+ * A rule in words, for the event log.
+ *
+ * @param r the rule
+ * @returns e.g. "fail-read sectors 8+1 1x"
+ */
+export function describeRule(r: DiskFaultRule): string {
+  return `${r.action} sectors ${r.sector}+${r.count} ${
+    r.times === Infinity ? "always" : `${r.times}x`
+  }${r.delayNs ? ` by ${r.delayNs / 1e6} ms` : ""}${r.keep !== undefined ? ` keep ${r.keep}` : ""}`;
+}
 
 /** One fault rule. */
 export interface DiskFaultRule {

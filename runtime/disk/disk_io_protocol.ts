@@ -11,6 +11,7 @@
  * @module
  */
 import { MAX_REQUEST_SECTORS, SECTOR_SIZE } from "../devices/block_backend.ts";
+import type { DiskFaultSpec } from "./disk_faults.ts";
 
 /** Disks one machine can have: the four ATA positions. */
 export const MAX_DISKS = 4;
@@ -48,6 +49,8 @@ export interface DiskFile {
   path: string;
   /** Writes go to the file; otherwise to an overlay in memory that dies with the machine. */
   writeThrough: boolean;
+  /** Faults armed from power-on. */
+  faults?: DiskFaultSpec[];
 }
 
 /** Machine → I/O Worker. */

@@ -6,6 +6,7 @@
  */
 import { SECTOR_SIZE } from "../devices/block_backend.ts";
 import { type DiskFile, MAX_DISKS } from "./disk_io_protocol.ts";
+import { type DiskFaultSpec, parseDiskFault } from "./disk_faults.ts";
 
 /** One disk: a path (overlay, next free position) or the full form. */
 export type DiskOption = string | {
@@ -15,6 +16,11 @@ export type DiskOption = string | {
   writeThrough?: boolean;
   /** ATA position 0..3 (QEMU's `-drive index=`); default the next free one. */
   index?: number;
+  /**
+   * Faults armed from power-on, as `{ kind: "disk" }` events would arm them. The QEMU backend
+   * turns fail-read and fail-write into blkdebug rules; it skips the others, visibly.
+   */
+  faults?: DiskFaultSpec[];
 };
 
 /**
@@ -56,7 +62,13 @@ export async function resolveDisks(disks: DiskOption[]): Promise<DiskFile[]> {
     if (size < SECTOR_SIZE) {
       throw new Error(`disk image ${o.path} is smaller than one sector (${size} bytes)`);
     }
-    out.push({ index, path: o.path, writeThrough: o.writeThrough ?? false });
+    for (const f of o.faults ?? []) parseDiskFault(f as unknown as Record<string, unknown>);
+    out.push({
+      index,
+      path: o.path,
+      writeThrough: o.writeThrough ?? false,
+      ...(o.faults?.length ? { faults: o.faults } : {}),
+    });
   }
   return out;
 }

@@ -7,18 +7,9 @@
  */
 import type { BlockBackend } from "../devices/block_backend.ts";
 import type { DeviceClock } from "../devices/device_clock.ts";
-import { durationNs } from "../duration.ts";
 import type { DiskFile } from "./disk_io_protocol.ts";
-import { type DiskFaultAction, DiskFaults } from "./disk_faults.ts";
+import { describeRule, DiskFaults, parseDiskFault } from "./disk_faults.ts";
 import { DiskFileError, HostDisks } from "./host_disks.ts";
-
-const ACTIONS: readonly DiskFaultAction[] = [
-  "fail-read",
-  "fail-write",
-  "delay-read",
-  "delay-write",
-  "tear-write",
-];
 
 /** Every disk of a machine. */
 export class MachineDisks {
@@ -45,6 +36,11 @@ export class MachineDisks {
       const faults = new DiskFaults(`disk ${f.index}`, clock, log);
       this.#faults.set(f.index, faults);
       this.#backends.set(f.index, faults.wrap(this.#host!.backend(f.index)!));
+      for (const spec of f.faults ?? []) {
+        const rule = parseDiskFault(spec as unknown as Record<string, unknown>);
+        faults.add(rule);
+        log(`disk ${f.index}: ${describeRule(rule)} (armed at boot)`);
+      }
     }
   }
 
@@ -98,24 +94,9 @@ export class MachineDisks {
       faults.clear();
       return `disk ${disk}: faults cleared`;
     }
-    if (!ACTIONS.includes(action as DiskFaultAction)) {
-      throw new RangeError(`disk action must be one of ${ACTIONS.join(", ")} or clear`);
-    }
-    const sector = Number(e.sector);
-    const count = Number(e.count ?? 1);
-    if (!Number.isInteger(sector) || sector < 0 || !Number.isInteger(count) || count < 1) {
-      throw new RangeError(`disk fault needs sector >= 0 and count >= 1`);
-    }
-    const times = e.times === "always" ? Infinity : Number(e.times ?? 1);
-    if (!(times >= 1)) throw new RangeError(`times must be a positive number or "always"`);
-    const delayNs = action.startsWith("delay")
-      ? durationNs((e.delay ?? "1ms") as string | number)
-      : 0;
-    const keep = e.keep === undefined ? undefined : Number(e.keep);
-    faults.add({ action: action as DiskFaultAction, sector, count, times, delayNs, keep });
-    return `disk ${disk}: ${action} sectors ${sector}+${count} ${
-      times === Infinity ? "always" : `${times}x`
-    }${delayNs ? ` by ${delayNs / 1e6} ms` : ""}`;
+    const rule = parseDiskFault(e);
+    faults.add(rule);
+    return `disk ${disk}: ${describeRule(rule)}`;
   }
 
   /** Ends the I/O Worker; an overlay is dropped. */

@@ -48,7 +48,7 @@ import { durationNs, memoryBytes } from "../duration.ts";
 import { emptyStats, type FailureKind, type FailureReport, type RunResult } from "../run_result.ts";
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
 import { resolveDisks } from "../disk/disk_options.ts";
-import type { DiskFile } from "../disk/disk_io_protocol.ts";
+import { driveArgs, prepareQemuDrives, type QemuDrive } from "./qemu_disks.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
 
@@ -104,8 +104,8 @@ export interface QemuArgsOptions {
   memoryBytes: number;
   qmpSocket: string;
   logFile: string;
-  /** IDE disks; an overlay disk gets `snapshot=on`, QEMU's own throw-away overlay. */
-  disks?: DiskFile[];
+  /** IDE drives (see qemu_disks.ts). */
+  drives?: QemuDrive[];
 }
 
 /**
@@ -124,11 +124,7 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
     ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
     ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
-    ...(o.disks ?? []).flatMap((d) => [
-      "-drive",
-      `file=${d.path.replaceAll(",", ",,")},format=raw,if=ide,index=${d.index}` +
-      (d.writeThrough ? "" : ",snapshot=on"),
-    ]),
+    ...driveArgs(o.drives ?? []),
   ];
 }
 
@@ -329,8 +325,10 @@ export class QemuVm implements ScenarioVm {
     }
     const disks = await resolveDisks(options.disks ?? []);
     const dir = await Deno.makeTempDir({ prefix: "ring3-qemu-" });
+    const diskNotes: string[] = [];
+    const drives = await prepareQemuDrives(disks, dir, (m) => diskNotes.push(m));
     const args = qemuArgs({
-      disks,
+      drives,
       kernel: options.kernel,
       cmdline: options.cmdline ?? "",
       memoryBytes: memoryBytes(options.memory ?? "64M"),
@@ -348,6 +346,7 @@ export class QemuVm implements ScenarioVm {
     const vm = new QemuVm(child, dir, arch, durationNs(options.timeout ?? "60s"));
     vm.logs.push(
       `${binary} ${args.map((a) => /[\s"']/.test(a) ? JSON.stringify(a) : a).join(" ")}`,
+      ...diskNotes,
     );
     try {
       const qmp = await QmpClient.connect(`${dir}/qmp.sock`, { gone: vm.#result });
