@@ -184,8 +184,8 @@ export class AtaDrive {
   // --- data port -------------------------------------------------------------------------------
 
   /**
-   * A read of the data port (2 or 4 bytes; 1 reads the low byte of a word transfer as QEMU
-   * does not, so it is refused by returning 0 without moving the pointer).
+   * A read of the data port: 2 bytes (one word of the block) or 4 (two words). A byte access is
+   * not a data transfer on a 16-bit data port: it reads 0 and moves nothing.
    *
    * @param size access width
    * @returns the next bytes of the block, little-endian; 0 when no data-in block is offered

@@ -36,6 +36,8 @@ interface Pending {
   lba: number;
   count: number;
   done: (r: BlockResult) => void;
+  /** A write queued behind another request: its data, until it goes to the shared area. */
+  data?: Uint8Array;
 }
 
 /** Every disk of a machine and the Worker that does their host I/O. */
@@ -113,7 +115,7 @@ export class HostDisks {
         const p: Pending = { kind: "write", lba, count, done };
         const q = this.#queues.get(index)!;
         if (q.length === 0) new Uint8Array(this.#shared, dataOffset(index), data.length).set(data);
-        else (p as Pending & { data?: Uint8Array }).data = data.slice();
+        else p.data = data.slice();
         q.push(p);
         if (q.length === 1) this.#send(index, p);
       },
@@ -121,8 +123,9 @@ export class HostDisks {
     };
   }
 
-  #send(index: number, p: Pending & { data?: Uint8Array }): void {
+  #send(index: number, p: Pending): void {
     if (p.data) new Uint8Array(this.#shared, dataOffset(index), p.data.length).set(p.data);
+    p.data = undefined;
     Atomics.store(this.#words, wordOf(index, WORD.STATE), STATE.BUSY);
     this.#inFlight++;
     const m: ToDiskWorker = p.kind === "flush"
