@@ -323,3 +323,55 @@ Deno.test("random register traffic never throws", () => {
     if (rnd() < 0.1) r.settle();
   }
 });
+
+Deno.test("CHS addressing, INITIALIZE DEVICE PARAMETERS, READ NATIVE MAX, FLUSH, DIAGNOSTIC", () => {
+  const r = rig(16 * 63 * 10); // 10 cylinders of the default 16 heads x 63 sectors
+  // C=1 H=2 S=3 is LBA (1 * 16 + 2) * 63 + 2 = 1136.
+  r.backend.put(1136, pattern(1136, 1));
+  r.out(ATA_REG.DEVICE, 0xa0 | 2);
+  r.out(ATA_REG.COUNT, 1);
+  r.out(ATA_REG.LBA_LOW, 3);
+  r.out(ATA_REG.LBA_MID, 1);
+  r.out(ATA_REG.LBA_HIGH, 0);
+  r.out(ATA_REG.COMMAND, ATA_CMD.READ_SECTORS);
+  r.settle();
+  r.status();
+  assert.deepEqual(r.readBlock(), pattern(1136, 1));
+  // Sector 0 does not exist in CHS.
+  r.out(ATA_REG.LBA_LOW, 0);
+  r.out(ATA_REG.COMMAND, ATA_CMD.READ_SECTORS);
+  assert.equal(r.ch.read(ATA_REG.ERROR, 1), ATA_ERROR.IDNF);
+  // A 4-head, 17-sector translation: C=0 H=1 S=1 is LBA 17.
+  r.out(ATA_REG.DEVICE, 0xa0 | 3);
+  r.out(ATA_REG.COUNT, 17);
+  r.out(ATA_REG.COMMAND, ATA_CMD.INITIALIZE_DEVICE_PARAMETERS);
+  assert.equal(r.status(), S.DRDY | S.DSC);
+  r.out(ATA_REG.DEVICE, 0xa0 | 1);
+  r.out(ATA_REG.COUNT, 1);
+  r.out(ATA_REG.LBA_LOW, 1);
+  r.out(ATA_REG.LBA_MID, 0);
+  r.out(ATA_REG.COMMAND, ATA_CMD.READ_SECTORS);
+  assert.equal(r.backend.requests.at(-1), "read 17+1");
+  r.settle();
+  r.status();
+  r.readBlock();
+  // READ NATIVE MAX ADDRESS: the last LBA in the task file.
+  r.out(ATA_REG.DEVICE, 0xe0);
+  r.out(ATA_REG.COMMAND, ATA_CMD.READ_NATIVE_MAX);
+  r.status();
+  const last = r.ch.read(ATA_REG.LBA_LOW, 1) | r.ch.read(ATA_REG.LBA_MID, 1) << 8 |
+    r.ch.read(ATA_REG.LBA_HIGH, 1) << 16 | (r.ch.read(ATA_REG.DEVICE, 1) & 0x0f) << 24;
+  assert.equal(last, 16 * 63 * 10 - 1);
+  // FLUSH CACHE reaches the backend and interrupts when it is done.
+  r.out(ATA_REG.COMMAND, ATA_CMD.FLUSH_CACHE);
+  assert.equal(r.status() & S.BSY, S.BSY);
+  r.settle();
+  assert.equal(r.irq.level, true);
+  assert.equal(r.status(), S.DRDY | S.DSC);
+  assert.equal(r.backend.requests.at(-1), "flush");
+  // EXECUTE DEVICE DIAGNOSTIC: signature and "passed", one interrupt.
+  r.out(ATA_REG.COMMAND, ATA_CMD.EXECUTE_DEVICE_DIAGNOSTIC);
+  assert.equal(r.irq.level, true);
+  assert.equal(r.ch.read(ATA_REG.ERROR, 1), 1);
+  assert.deepEqual([ATA_REG.COUNT, ATA_REG.LBA_LOW].map((p) => r.ch.read(p, 1)), [1, 1]);
+});
