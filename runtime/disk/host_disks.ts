@@ -38,6 +38,8 @@ interface Pending {
   done: (r: BlockResult) => void;
   /** A write queued behind another request: its data, until it goes to the shared area. */
   data?: Uint8Array;
+  /** Host time (performance.now()) it went to the Worker. */
+  sentMs?: number;
 }
 
 /** Every disk of a machine and the Worker that does their host I/O. */
@@ -96,6 +98,15 @@ export class HostDisks {
     return this.#inFlight;
   }
 
+  /** Host milliseconds the oldest request in flight has been waiting (0 when none). */
+  oldestMs(now = performance.now()): number {
+    let oldest = 0;
+    for (const q of this.#queues.values()) {
+      if (q[0]?.sentMs !== undefined) oldest = Math.max(oldest, now - q[0].sentMs);
+    }
+    return oldest;
+  }
+
   #backend(index: number, sectorCount: number): BlockBackend {
     const submit = (p: Pending) => {
       const q = this.#queues.get(index)!;
@@ -126,6 +137,7 @@ export class HostDisks {
   #send(index: number, p: Pending): void {
     if (p.data) new Uint8Array(this.#shared, dataOffset(index), p.data.length).set(p.data);
     p.data = undefined;
+    p.sentMs = performance.now();
     Atomics.store(this.#words, wordOf(index, WORD.STATE), STATE.BUSY);
     this.#inFlight++;
     const m: ToDiskWorker = p.kind === "flush"

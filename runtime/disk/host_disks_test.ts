@@ -6,6 +6,7 @@ import type { BlockResult } from "../devices/block_backend.ts";
 import { MemoryBlockBackend, SECTOR_SIZE } from "../devices/block_backend.ts";
 import { ManualClock } from "../devices/device_clock.ts";
 import { resolveDisks } from "./disk_options.ts";
+import { MachineDisks } from "./machine_disks.ts";
 import { type DiskFile, startDiskIo } from "./disk_io_protocol.ts";
 
 /** Host disks with their own I/O Worker; `close()` ends both as a machine's end would. */
@@ -182,4 +183,28 @@ Deno.test("disk faults: fail once or always, delay, tear; each logged", () => {
   clock.advance(1e6);
   assert.equal(delayed, true);
   assert.equal(faults.rules.length, 1, "only the 'always' rule is left");
+});
+
+Deno.test("a host request that never completes stops holding guest time after the patience", async () => {
+  const { dir, path } = await image(8);
+  const channel = new MessageChannel(); // nobody serves port1: the I/O never completes
+  const log: string[] = [];
+  const disks = new MachineDisks(
+    await resolveDisks([path]),
+    channel.port2,
+    new ManualClock(),
+    (d) => log.push(d),
+    50,
+  );
+  try {
+    disks.backend(0)!.read(0, 1, () => {});
+    assert.equal(disks.busy, true);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(disks.busy, false);
+    assert.match(log[0], /host I\/O outstanding for 0.05 s; guest time moves on/);
+  } finally {
+    disks.close();
+    channel.port1.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -11,6 +11,9 @@ import type { DiskFile } from "./disk_io_protocol.ts";
 import { describeRule, DiskFaults, parseDiskFault } from "./disk_faults.ts";
 import { DiskFileError, HostDisks } from "./host_disks.ts";
 
+/** Host milliseconds an idle guest waits for one host disk request before its time moves on. */
+export const HOST_IO_PATIENCE_MS = 10_000;
+
 /** Every disk of a machine. */
 export class MachineDisks {
   readonly #host: HostDisks | null;
@@ -22,13 +25,15 @@ export class MachineDisks {
    * @param port the channel to the disk I/O Worker (required when there are disks)
    * @param clock guest time
    * @param log fired faults, for the event log
+   * @param patienceMs see {@link MachineDisks.busy}
    * @throws {DiskFileError} for a file that cannot be used
    */
   constructor(
     files: DiskFile[],
     port: MessagePort | undefined,
     clock: DeviceClock,
-    log: (detail: string) => void,
+    private readonly log: (detail: string) => void,
+    private readonly patienceMs = HOST_IO_PATIENCE_MS,
   ) {
     if (files.length > 0 && !port) throw new DiskFileError("disks given without a disk I/O port");
     this.#host = files.length > 0 ? new HostDisks(files, port!) : null;
@@ -49,10 +54,24 @@ export class MachineDisks {
     return this.#backends.get(index);
   }
 
-  /** Host requests not completed yet: an idle guest waits for them before time moves on. */
+  /**
+   * Host requests not completed yet: an idle guest waits for them before time moves on. A
+   * request older than {@link HOST_IO_PATIENCE_MS} stops counting, so a wedged host file (or a
+   * dead I/O Worker) cannot hold guest time still forever: the drive stays busy, the guest's own
+   * timeouts and the run's limit take over.
+   */
   get busy(): boolean {
-    return (this.#host?.inFlight ?? 0) > 0;
+    const host = this.#host;
+    if (host === null || host.inFlight === 0) return false;
+    if (host.oldestMs() < this.patienceMs) return true;
+    if (!this.#gaveUp) {
+      this.#gaveUp = true;
+      this.log(`disks: host I/O outstanding for ${this.patienceMs / 1000} s; guest time moves on`);
+    }
+    return false;
   }
+
+  #gaveUp = false;
 
   /** Delivers host completions (cheap when nothing is in flight). */
   poll(): void {
