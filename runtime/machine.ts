@@ -29,6 +29,7 @@ import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 import { MachineNetwork } from "./machine_network.ts";
 import { ConsoleTail } from "./console_tail.ts";
+import { MachineDisks } from "./disk/machine_disks.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
 import { GUEST_STUB_FD, StubArea } from "./stub_area.ts";
@@ -167,8 +168,16 @@ export class Machine {
       this.clock,
       (nic, bytes, ns) => hooks.frame?.(nic, bytes, ns),
     );
+    const disks = new MachineDisks(
+      config.disks ?? [],
+      config.diskPort,
+      this.clock,
+      (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "disk", detail }),
+    );
+    this.#disks = disks;
     const board = buildPcBoard({
       nics: this.#net?.boardNics(),
+      disk: (i) => disks.backend(i),
       bus,
       clock: this.clock,
       intr: this.#intr,
@@ -198,6 +207,7 @@ export class Machine {
       net.attach(board.nics);
       this.#eventKinds.set("nic", (e) => net.applyEvent(e));
     }
+    this.#eventKinds.set("disk", (e) => disks.applyEvent(e));
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
@@ -330,6 +340,7 @@ export class Machine {
   readonly #eventKinds = new Map<string, (e: MachineEvent) => string>();
   readonly #faults: FaultInjector;
   readonly #eventLog: AppliedEvent[] = [];
+  readonly #disks: MachineDisks;
 
   #applyEvent(e: MachineEvent): void {
     const kind = this.#eventKinds.get(e.kind);
@@ -488,6 +499,7 @@ export class Machine {
 
   #runTimers(): void {
     this.#stopsSinceTimerCheck = 0;
+    this.#disks.poll();
     if (this.clock.timerDue()) this.clock.runDueTimers();
   }
 
@@ -678,6 +690,13 @@ export class Machine {
     this.#runTimers();
     this.#deliverInterrupt();
     if (!this.state.halted || this.#result !== null) return;
+    if (this.#disks.busy) {
+      // Host disk I/O in flight: wait for it in host time rather than let guest time run on,
+      // so the guest sees the drive's latency however slow the host file is.
+      this.#flushConsole();
+      this.#disks.wait(IDLE_WAIT_MS);
+      return;
+    }
     const blocked = this.#scenarioWaiting || this.#scenarioDeadlines.size > 0;
     let next = this.clock.nextEventAt(this.#runTimeoutId, blocked);
     if (this.#net !== null) {
@@ -749,6 +768,7 @@ export class Machine {
     this.#kernelProc.kill();
     this.#userProc?.kill();
     this.#stub?.close();
+    this.#disks.close();
     this.#ram.close();
     void this.#libc;
   }

@@ -7,6 +7,7 @@
 import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import type { StubConfig } from "./stub_area.ts";
+import type { DiskFile } from "./disk/disk_io_protocol.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -33,6 +34,10 @@ export interface MachineConfig {
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
+  /** Disks on the ATA channels (default none). */
+  disks?: DiskFile[];
+  /** The channel to the disk I/O Worker, when there are disks (transferred, not cloned). */
+  diskPort?: MessagePort;
   /**
    * Sites the static rewriter replaced with int3, with their original bytes (fast-form slow
    * paths included: their int3s sit in the stub window).

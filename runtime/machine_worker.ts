@@ -11,6 +11,7 @@ import { Machine } from "./machine.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { HostError } from "./host/host_error.ts";
 import { StubWindowError } from "./stub_area.ts";
+import { DiskFileError } from "./disk/host_disks.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { BootMessage, FromMachine, ToMachine } from "./machine_protocol.ts";
 import { emptyStats, type FailureKind, type RunResult } from "./run_result.ts";
@@ -43,7 +44,9 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
     });
   } catch (e) {
     if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
-    if (e instanceof HostError) return failBeforeBoot("host-error", e.message);
+    if (e instanceof HostError || e instanceof DiskFileError) {
+      return failBeforeBoot("host-error", e.message);
+    }
     if (e instanceof StubWindowError) return failBeforeBoot("image-error", e.message);
     return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
   }

@@ -19,6 +19,8 @@ import { LOCAL_APIC_DEFAULT_BASE, LocalApic } from "./devices/local_apic.ts";
 import { IoApic, IOAPIC_DEFAULT_BASE } from "./devices/ioapic.ts";
 import { buildPciPlatform, type NicOptions } from "./pci_platform.ts";
 import type { Ne2000 } from "./devices/ne2000.ts";
+import type { BlockBackend } from "./devices/block_backend.ts";
+import { buildAtaChannel } from "./devices/ata_board.ts";
 
 /** Port bases and IRQ numbers of the board (PC/AT conventions). */
 export const PC_LAYOUT = {
@@ -34,6 +36,13 @@ export const PC_LAYOUT = {
   IRQ_PIT: 0,
   IRQ_COM1: 4,
   IRQ_RTC: 8,
+  /** The legacy IDE channels of QEMU's PIIX3: command block, control block, IRQ. */
+  ATA_PRIMARY: 0x1f0,
+  ATA_PRIMARY_CONTROL: 0x3f6,
+  ATA_SECONDARY: 0x170,
+  ATA_SECONDARY_CONTROL: 0x376,
+  IRQ_ATA_PRIMARY: 14,
+  IRQ_ATA_SECONDARY: 15,
 } as const;
 
 /** What the board hands back to the machine. */
@@ -64,6 +73,8 @@ export interface PcBoardOptions {
   log: (message: string) => void;
   /** Network cards (NE2000 on PCI) to add; default none. */
   nics?: NicOptions[];
+  /** The disk at ATA position 0..3 (primary master, primary slave, secondary master, slave). */
+  disk?: (index: number) => BlockBackend | undefined;
 }
 
 /**
@@ -145,6 +156,17 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
     transmit: o.transmit,
   });
   o.bus.attach(L.COM1, UART_PORT_COUNT, com1);
+  // Both IDE channels exist whether or not a disk is attached, as on QEMU's pc machine.
+  for (
+    const [n, base, control, irq] of [
+      [0, L.ATA_PRIMARY, L.ATA_PRIMARY_CONTROL, L.IRQ_ATA_PRIMARY],
+      [1, L.ATA_SECONDARY, L.ATA_SECONDARY_CONTROL, L.IRQ_ATA_SECONDARY],
+    ] as const
+  ) {
+    const ch = buildAtaChannel(n, isa(irq), o.clock, (i) => o.disk?.(i), o.log);
+    o.bus.attach(base, ch.ports, ch.channel);
+    o.bus.attach(control, 1, ch.channel.control);
+  }
   o.bus.attach(L.DEBUG_EXIT, 4, new DebugExit({ onExit: (status) => o.exit(status & 0xff) }));
   const interruptController = {
     acknowledge: () => lapic.hasInterrupt() ? lapic.acknowledge() : pic.acknowledge(),

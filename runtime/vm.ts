@@ -10,6 +10,8 @@ import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./mach
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
+import { type DiskOption, resolveDisks } from "./disk/disk_options.ts";
+import { type DiskIoLink, startDiskIo } from "./disk/disk_io_protocol.ts";
 import { emptyStats, type FailureReport, formatFailure, type RunResult } from "./run_result.ts";
 import type { Network, NetworkAttachment, NicOptions } from "./net/network.ts";
 
@@ -48,6 +50,14 @@ export interface BootOptions {
    * {@link Network} it names. Default none.
    */
   nics?: NicOptions[];
+  /**
+   * ATA disks backed by host files: a path, or `{ path, writeThrough, index }`. By default the
+   * guest writes to a copy-on-write overlay that is dropped at the end of the run (the file
+   * never changes); `writeThrough: true` writes to the file. `index` is the ATA position as
+   * QEMU's `-drive index=` numbers it (0 primary master, 1 primary slave, 2 secondary master,
+   * 3 secondary slave); by default the next free one.
+   */
+  disks?: DiskOption[];
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -199,9 +209,13 @@ export class Vm {
   readonly console: SerialConsole;
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   readonly logs: string[] = [];
+  /** The backend: ring3 itself. */
+  readonly backend = "ring3" as const;
   readonly #worker: Worker;
   readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;
+  /** The disks' I/O Worker: started here, where an event loop runs, and ended with the run. */
+  readonly #diskIo: DiskIoLink | null;
   #pid = 0;
   #ended = false;
 
@@ -215,6 +229,7 @@ export class Vm {
       name: `ring3 ${config.kernelPath}`,
     });
     this.console = new SerialConsole((m) => this.#post(m));
+    this.#diskIo = config.disks?.length ? startDiskIo() : null;
     const decoder = new TextDecoder();
     let started: () => void;
     const startedP = new Promise<void>((r) => started = r);
@@ -245,6 +260,7 @@ export class Vm {
             this.#leaveNetworks();
             started();
             this.#worker.terminate();
+            this.#diskIo?.worker.terminate();
             this.console.end(
               m.result.outcome === "failure"
                 ? new GuestFailureError(m.result.failure)
@@ -259,6 +275,7 @@ export class Vm {
         this.#ended = true;
         this.#leaveNetworks();
         this.#worker.terminate();
+        this.#diskIo?.worker.terminate();
         const failure: FailureReport = {
           kind: "host-error",
           message: `machine worker crashed: ${e.message}`,
@@ -274,7 +291,11 @@ export class Vm {
         });
       };
     });
-    this.#worker.postMessage({ type: "boot", config, mailbox: this.#mailbox.buffer });
+    const diskPort = this.#diskIo?.port;
+    this.#worker.postMessage(
+      { type: "boot", config: { ...config, diskPort }, mailbox: this.#mailbox.buffer },
+      diskPort ? [diskPort] : [],
+    );
     this.started = startedP;
   }
 
@@ -329,6 +350,7 @@ export class Vm {
       timeoutNs: durationNs(options.timeout ?? "60s"),
       cpu: options.cpu,
       reportLines: 10,
+      disks: await resolveDisks(options.disks ?? []),
     }, links);
     self = vm;
     for (const f of pending) vm.#post({ type: "frame", ...f });

@@ -7,6 +7,8 @@
  * 2. hello from boot to exit, with host round trips and traps by cause.
  * 3. The lock loop (pushf; cli; counter++; popf) rewritten in trap form and in fast form: lock
  *    traps per 1000 pairs (goal 0 in fast form) and the time per pair.
+ * 3. Disk throughput: minios's ATA PIO driver reading and writing a host file, against a plain
+ *    host read of the same bytes.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import { Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
 import { timeLines } from "./bench/line_timer.ts";
 import { pingBench } from "./bench/ping_bench.ts";
+import { diskBench } from "./bench/disk_bench.ts";
 import { openLibc } from "../runtime/host/libc.ts";
 import { allowedCpus } from "../runtime/tracer/ptrace_process.ts";
 
@@ -157,6 +160,7 @@ const locks = await lockForms();
 const minios = await miniosSelftest();
 const compute = await computeBench({ cpu, rounds: 3 });
 const ping = await pingBench({ count: 20, cpus: [cpu, cpus.length > 1 ? cpus[0] : cpu] });
+const disk = await diskBench({ cpu, kib: 4096 });
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
   trapRoundTrip: {
@@ -173,6 +177,7 @@ const result = {
   lockHeavy: locks,
   miniosSelftest: minios,
   pingRoundTrip: ping,
+  disk,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -235,6 +240,21 @@ if (values.json) {
       `${p.received}/${p.count} answered, wire latency ${p.wireLatencyUs} us each way, host ${p.hostMs} ms`,
   );
   console.log(`  traps by cause (pinging machine): ${fmtCauses(p.trapsByCause)}`);
+  const d = result.disk;
+  console.log(`\ndisk (minios diskbench ${d.kib}: ATA PIO, READ/WRITE MULTIPLE of 16 sectors)`);
+  console.log(
+    `  guest read  ${d.guestRead.mbPerHostS} MB/s host time (${d.guestRead.hostMs} ms), ` +
+      `${d.guestRead.mbPerGuestS} MB/s guest time`,
+  );
+  console.log(
+    `  guest write ${d.guestWrite.mbPerHostS} MB/s host time (${d.guestWrite.hostMs} ms), ` +
+      `${d.guestWrite.mbPerGuestS} MB/s guest time (overlay)`,
+  );
+  console.log(
+    `  plain host read of the same bytes ${d.hostRead.mbPerS} MB/s: ratio guest/host read ` +
+      `${d.readRatio}`,
+  );
+  console.log(`  traps by cause: ${fmtCauses(d.trapsByCause)}`);
 }
 
 function fmtCauses(c: Record<string, number>): string {

@@ -1,6 +1,6 @@
 /**
  * `deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--rewrite fast|trap]
- * [--no-rewrite]`: boots a
+ * [--no-rewrite] [--disk FILE]... [--disk-write-through]`: boots a
  * kernel with its console on this terminal, as QEMU's -nographic does (seed 002: the main
  * console is whatever terminal the kernel was invoked in). Keys go to the guest's COM1 in raw
  * mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A. Without a terminal, standard input is
@@ -20,7 +20,8 @@ const { positionals, values } = parseArgs({
     timeout: { type: "string", default: "1h" },
     rewrite: { type: "string", default: "fast" },
     "no-rewrite": { type: "boolean" },
-    disk: { type: "string" },
+    disk: { type: "string", multiple: true },
+    "disk-write-through": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -29,15 +30,13 @@ if (values.help || positionals.length !== 1 || (form !== "fast" && form !== "tra
   console.log(
     "usage: deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] " +
       "[--rewrite fast|trap] [--no-rewrite]\n" +
+      "                  [--disk FILE]... [--disk-write-through]\n" +
+      "  Each --disk is the next ATA position (primary master first); writes go to an overlay\n" +
+      "  that is dropped at the end unless --disk-write-through.\n" +
       "  Ctrl-A x quits; Ctrl-A Ctrl-A sends Ctrl-A.",
   );
   Deno.exit(values.help ? 0 : 2);
 }
-if (values.disk) {
-  console.error("boot: --disk needs the block devices (not built yet)");
-  Deno.exit(2);
-}
-
 const vm = await Vm.start({
   kernel: positionals[0],
   memory: values.memory,
@@ -45,6 +44,10 @@ const vm = await Vm.start({
   timeout: values.timeout,
   rewrite: values["no-rewrite"] ? false : form,
   paceIdle: true,
+  disks: (values.disk ?? []).map((path) => ({
+    path,
+    writeThrough: values["disk-write-through"] ?? false,
+  })),
 }).catch((e) => {
   console.error(`boot: ${e.message}`);
   Deno.exit(1);

@@ -43,10 +43,12 @@
  * @module
  */
 import { type BootOptions, GuestFailureError, SerialConsole } from "../vm.ts";
-import type { ToMachine } from "../machine_protocol.ts";
+import type { MachineEvent, ToMachine } from "../machine_protocol.ts";
 import { durationNs, memoryBytes } from "../duration.ts";
 import { emptyStats, type FailureKind, type FailureReport, type RunResult } from "../run_result.ts";
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
+import { resolveDisks } from "../disk/disk_options.ts";
+import { driveArgs, prepareQemuDrives, type QemuDrive } from "./qemu_disks.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
 
@@ -104,6 +106,8 @@ export interface QemuArgsOptions {
   logFile: string;
   /** Network devices (`-netdev`/`-device` pairs); default none. */
   nicArgs?: string[];
+  /** IDE drives (see qemu_disks.ts). */
+  drives?: QemuDrive[];
 }
 
 /**
@@ -127,6 +131,7 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
     // No network unless a scenario names one (QEMU would otherwise add a user-mode NIC).
     ...(o.nicArgs?.length ? o.nicArgs : ["-nic", "none"]),
+    ...driveArgs(o.drives ?? []),
   ];
 }
 
@@ -228,6 +233,8 @@ export class QemuVm implements ScenarioVm {
   readonly console: SerialConsole;
   /** QEMU's own messages (stderr, warnings) and notes of this backend. */
   readonly logs: string[] = [];
+  /** The backend: QEMU. */
+  readonly backend = "qemu" as const;
   /** Which QEMU runs the kernel. */
   readonly arch: QemuArch;
   readonly #child: Deno.ChildProcess;
@@ -323,8 +330,12 @@ export class QemuVm implements ScenarioVm {
         `qemu-system-${arch} is not installed (needed for ${options.kernel} on the QEMU backend)`,
       );
     }
+    const disks = await resolveDisks(options.disks ?? []);
     const dir = await Deno.makeTempDir({ prefix: "ring3-qemu-" });
+    const diskNotes: string[] = [];
+    const drives = await prepareQemuDrives(disks, dir, (m) => diskNotes.push(m));
     const args = qemuArgs({
+      drives,
       kernel: options.kernel,
       cmdline: options.cmdline ?? "",
       memoryBytes: memoryBytes(options.memory ?? "64M"),
@@ -344,6 +355,7 @@ export class QemuVm implements ScenarioVm {
     const vm = new QemuVm(child, dir, arch, durationNs(options.timeout ?? "60s"));
     vm.logs.push(
       `${binary} ${args.map((a) => /[\s"']/.test(a) ? JSON.stringify(a) : a).join(" ")}`,
+      ...diskNotes,
     );
     try {
       const qmp = await QmpClient.connect(`${dir}/qmp.sock`, { gone: vm.#result });
@@ -361,6 +373,20 @@ export class QemuVm implements ScenarioVm {
     }
     vm.#clockLoop();
     return vm;
+  }
+
+  /**
+   * Applies a timeline event: serial text goes to COM1; other kinds (IRQ lines, disk faults)
+   * have no QEMU equivalent at a guest time and are logged as skipped.
+   *
+   * @param event what happens
+   */
+  inject(event: MachineEvent): void {
+    if (event.kind === "serial" && typeof event.text === "string") {
+      this.console.send(event.text);
+      return;
+    }
+    this.logs.push(`skipped on the QEMU backend: ${JSON.stringify(event)}`);
   }
 
   /** QEMU's pid (0 once it could not be started). */

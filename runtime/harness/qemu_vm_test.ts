@@ -5,11 +5,13 @@ import { hostProcess } from "./host_processes.ts";
 import {
   kernelArch,
   parseQemuRegisters,
+  qemuArgs,
   qemuSystemBinary,
   QemuVm,
   unwrapPmTimer,
 } from "./qemu_vm.ts";
 import { runScenario, type Scenario, scenario } from "./scenario.ts";
+import { prepareQemuDrives } from "./qemu_disks.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
 import helloScenario from "../../scenarios/hello.ts";
 
@@ -253,3 +255,47 @@ qemuTest("an ELF64 kernel boots on qemu-system-x86_64", async () => {
     await vm.stop();
   }
 }, NO_QEMU64);
+
+Deno.test("qemu drives: IDE at the disk's index, overlays with snapshot=on, faults as blkdebug", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/x.img`, new Uint8Array(1024));
+    const logs: string[] = [];
+    const drives = await prepareQemuDrives(
+      [
+        { index: 0, path: "/tmp/a,b.img", writeThrough: false },
+        { index: 3, path: "/tmp/c.img", writeThrough: true },
+        {
+          index: 1,
+          path: `${dir}/x.img`,
+          writeThrough: false,
+          faults: [
+            { action: "fail-read", sector: 8, count: 2 },
+            { action: "tear-write", sector: 1 },
+          ],
+        },
+      ],
+      dir,
+      (m) => logs.push(m),
+    );
+    const args = qemuArgs({
+      kernel: "k.elf",
+      cmdline: "",
+      memoryBytes: 1 << 26,
+      qmpSocket: "/tmp/q",
+      logFile: "/tmp/l",
+      drives,
+    });
+    assert.deepEqual(args.filter((_, i) => args[i - 1] === "-drive"), [
+      "file=/tmp/a,,b.img,format=raw,if=ide,index=0,snapshot=on",
+      "file=/tmp/c.img,format=raw,if=ide,index=3",
+      `file=blkdebug:${dir}/blkdebug-1.conf:${dir}/disk-1.img,format=raw,if=ide,index=1`,
+    ]);
+    const conf = await Deno.readTextFile(`${dir}/blkdebug-1.conf`);
+    assert.equal(conf.match(/\[inject-error\]/g)?.length, 2);
+    assert.match(conf, /sector = "9"/);
+    assert.match(logs[0], /skipped on the QEMU backend: disk 1 tear-write/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,6 +7,7 @@
 import type { BootOptions, ExpectOptions } from "../vm.ts";
 import { Vm } from "../vm.ts";
 import type { RunResult } from "../run_result.ts";
+import type { MachineEvent } from "../machine_protocol.ts";
 import { QemuVm } from "./qemu_vm.ts";
 
 /** Which machine runs a scenario's kernels. */
@@ -49,6 +50,15 @@ export interface ScenarioVm {
   readonly logs: string[];
   /** The host process that runs the guest (0 if it never started). */
   readonly pid: number;
+  /** Which backend runs it. */
+  readonly backend: Backend;
+  /**
+   * Applies a timeline event now (see {@link MachineEvent}). A backend that cannot apply a
+   * kind says so in {@link logs} ("skipped on the QEMU backend: …") instead.
+   *
+   * @param event what happens
+   */
+  inject(event: MachineEvent): void;
   /**
    * Waits for the guest to exit through isa-debug-exit.
    *
