@@ -6,7 +6,14 @@
  * @module
  */
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
-import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
+import type {
+  AppliedEvent,
+  FromMachine,
+  MachineConfig,
+  MachineEvent,
+  ToMachine,
+} from "./machine_protocol.ts";
+import { consoleLimits } from "./console_watch.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
@@ -40,6 +47,18 @@ export interface BootOptions {
   faults?: FaultPlan;
   /** Seed of the fault plan's random choices (default 1). */
   seed?: number;
+  /**
+   * Console output that ends the run at once with a "panic" failure (strings or RegExps, matched
+   * per line). Default {@link DEFAULT_FAIL_ON}: Linux's "Kernel panic - not syncing" and lines
+   * starting with "panic: ". `false` checks none. Triple faults and exception storms always end
+   * the run (see `exceptionStormLimit`).
+   */
+  failOn?: (string | RegExp)[] | false;
+  /**
+   * The console-flood limit: more than `bytes` of output within `window` of guest time ends
+   * the run with a "console-flood" failure. Default 256 KiB per "1s"; `false` for none.
+   */
+  consoleFlood?: { bytes: number; window: Duration } | false;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -68,6 +87,15 @@ export class ExpectTimeoutError extends Error {
   }
 }
 
+/** Options of {@link SerialConsole.type}. */
+export interface TypeOptions {
+  /** Guest time between two characters (default "10ms", about a fast typist). */
+  interval?: Duration;
+}
+
+/** Puts an event on a machine's timeline `afterNs` of guest time from now; resolves when applied. */
+export type ScheduleEvent = (event: MachineEvent, afterNs: number) => Promise<AppliedEvent>;
+
 /** Options of {@link SerialConsole.expect}. */
 export interface ExpectOptions {
   /** Guest-time limit (default "10s"). */
@@ -92,7 +120,10 @@ export class SerialConsole {
   #listeners: ((text: string, guestNs: number) => void)[] = [];
 
   /** @internal */
-  constructor(private readonly send_: (m: ToMachine) => void) {}
+  constructor(
+    private readonly send_: (m: ToMachine) => void,
+    private readonly schedule_: ScheduleEvent,
+  ) {}
 
   /**
    * Calls `listener` with each chunk of output as it arrives, with the guest time it was flushed
@@ -138,6 +169,25 @@ export class SerialConsole {
   send(text: string | Uint8Array): void {
     const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
     this.send_({ type: "input", bytes });
+  }
+
+  /**
+   * Types text one character at a time, paced in guest time, as a person or a terminal at a
+   * low baud rate would: for guests that poll a one-byte receive register, or that must see
+   * keystrokes arrive while they run. Each character is a "serial" event on the timeline.
+   *
+   * @param text characters to type
+   * @param options the guest time between characters (default "10ms")
+   * @returns resolves once the last character is in the UART
+   */
+  async type(text: string, options: TypeOptions = {}): Promise<void> {
+    const step = durationNs(options.interval ?? "10ms");
+    const chars = [...text];
+    const all = chars.map((ch, i) => this.schedule_({ kind: "serial", text: ch }, i * step));
+    const last = await all[all.length - 1];
+    if (last && last.outcome !== "applied") {
+      throw new Error(`typing stopped: ${last.detail}`);
+    }
   }
 
   #match(pattern: string | RegExp): RegExpExecArray | null {
@@ -196,13 +246,18 @@ export class Vm {
   readonly #result: Promise<RunResult>;
   #pid = 0;
   #ended = false;
+  readonly #eventWaiters = new Map<number, (applied: AppliedEvent) => void>();
+  #nextEvent = 1;
 
   private constructor(config: MachineConfig) {
     this.#worker = new Worker(new URL("./machine_worker.ts", import.meta.url), {
       type: "module",
       name: `ring3 ${config.kernelPath}`,
     });
-    this.console = new SerialConsole((m) => this.#post(m));
+    this.console = new SerialConsole(
+      (m) => this.#post(m),
+      (event, afterNs) => this.#schedule(event, afterNs, true),
+    );
     const decoder = new TextDecoder();
     let started: () => void;
     const startedP = new Promise<void>((r) => started = r);
@@ -220,11 +275,24 @@ export class Vm {
           case "deadline":
             this.console.deadline(m.id);
             break;
+          case "event":
+            this.#eventWaiters.get(m.id)?.(m.applied);
+            this.#eventWaiters.delete(m.id);
+            break;
           case "log":
             this.logs.push(m.message);
             break;
           case "ended":
             this.#ended = true;
+            for (const [, w] of this.#eventWaiters) {
+              w({
+                guestNs: m.result.stats.guestNs,
+                kind: "?",
+                detail: "the run ended before the event's time",
+                outcome: "rejected",
+              });
+            }
+            this.#eventWaiters.clear();
             started();
             this.#worker.terminate();
             this.console.end(
@@ -290,6 +358,7 @@ export class Vm {
       paceIdle: options.paceIdle ?? false,
       faults: options.faults,
       seed: options.seed,
+      console: consoleLimits(options.failOn, options.consoleFlood),
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",
@@ -350,22 +419,40 @@ export class Vm {
    * @example
    * ```ts ignore
    * vm.at("1s", { kind: "serial", text: "run hello\r" });
-   * vm.at("1500ms", { kind: "irq", line: 7, action: "pulse" }); // a spurious IRQ7
+   * await vm.at("1500ms", { kind: "spurious", irq: 7 }); // resolves when applied
    * ```
    * @param time guest time since boot
    * @param event what happens
+   * @returns resolves when the machine applies it: `outcome` "applied", or "rejected" (unknown
+   *   kind, bad parameters, or the run ended first); on QEMU "skipped" when QEMU cannot do it
    */
-  at(time: Duration, event: MachineEvent): void {
-    this.#post({ type: "event", atNs: durationNs(time), event });
+  at(time: Duration, event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, durationNs(time), false);
   }
 
   /**
    * Applies an event as soon as the machine sees it.
    *
    * @param event what happens
+   * @returns the event as applied (see {@link at})
    */
-  inject(event: MachineEvent): void {
-    this.#post({ type: "event", atNs: null, event });
+  inject(event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, null, false);
+  }
+
+  #schedule(event: MachineEvent, atNs: number | null, relative: boolean): Promise<AppliedEvent> {
+    if (this.#ended) {
+      return Promise.resolve({
+        guestNs: 0,
+        kind: event.kind,
+        detail: "the run has ended",
+        outcome: "rejected",
+      });
+    }
+    const id = this.#nextEvent++;
+    const p = new Promise<AppliedEvent>((resolve) => this.#eventWaiters.set(id, resolve));
+    this.#post({ type: "event", id, atNs, relative, event });
+    return p;
   }
 
   /**

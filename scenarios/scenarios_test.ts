@@ -6,7 +6,9 @@ import { hostProcess } from "../runtime/harness/host_processes.ts";
 const ring3Host = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const dir = new URL("./", import.meta.url);
 const names = [...Deno.readDirSync(dir)]
-  .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
+  .filter((e) =>
+    e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts") && !e.name.startsWith("_")
+  )
   .map((e) => e.name.slice(0, -3))
   .sort();
 

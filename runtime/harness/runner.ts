@@ -140,14 +140,18 @@ function integer(flag: string, text: string): number {
 }
 
 /**
- * The scenario module names in a folder: its `.ts` files but tests, sorted.
+ * The scenario module names in a folder: its `.ts` files but tests and `_`-prefixed helper
+ * modules (shared by scenarios, as Deno std names private files), sorted.
  *
  * @param dir the folder
  * @returns module names without ".ts"
  */
 export function availableScenarios(dir: URL): string[] {
   return [...Deno.readDirSync(dir)]
-    .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts"))
+    .filter((e) =>
+      e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts") &&
+      !e.name.startsWith("_")
+    )
     .map((e) => e.name.slice(0, -3))
     .sort();
 }
