@@ -119,11 +119,12 @@ export class ConsoleWatch {
         const start = where.lastIndexOf("\n", at) + 1;
         const end = where.indexOf("\n", at);
         const line = where.slice(start, end < 0 ? undefined : end);
+        const partial = where === this.#carry ? " (the line so far)" : "";
         this.#carry = "";
         return {
           kind: "panic",
-          message: `the console printed ${JSON.stringify(line)}, which matches the failure ` +
-            `pattern ${typeof p === "string" ? JSON.stringify(p) : String(p)}`,
+          message: `the console printed ${JSON.stringify(line)}${partial}, which matches the ` +
+            `failure pattern ${typeof p === "string" ? JSON.stringify(p) : String(p)}`,
         };
       }
     }

@@ -20,8 +20,8 @@ for (const name of names) {
       const s = (await import(new URL(`${name}.ts`, dir).href)).default as Scenario;
       const out = await runScenario(s);
       assert.equal(out.status, "passed", out.error?.stack);
+      // Scenarios assert how their machines end (some end them with faults on purpose).
       for (const m of out.machines) {
-        assert.ok(m.result.outcome === "exit" || m.result.failure.kind === "stopped");
         assert.equal(hostProcess(m.pid), null, `guest process ${m.pid} outlived the scenario`);
       }
       assert.ok(out.machines.length > 0);
