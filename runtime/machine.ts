@@ -214,6 +214,7 @@ export class Machine {
     this.#emu = new Emulator(this.state, memory, io, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
+      exceptionStormLimit: config.exceptionStormLimit,
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),
       paging: true,
       mmio: {

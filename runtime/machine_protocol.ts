@@ -29,6 +29,8 @@ export interface MachineConfig {
    * interactive console): an idle guest waits for the host clock instead of racing ahead.
    */
   paceIdle?: boolean;
+  /** Identical consecutive exceptions that end the run as a storm (default 1000). */
+  exceptionStormLimit?: number;
   /** Failure patterns and the flood limit of the console. */
   console: ConsoleLimits;
   /** Faults to inject (see fault_plan.ts); default none. */

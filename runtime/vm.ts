@@ -59,6 +59,12 @@ export interface BootOptions {
    * the run with a "console-flood" failure. Default 256 KiB per "1s"; `false` for none.
    */
   consoleFlood?: { bytes: number; window: Duration } | false;
+  /**
+   * How many identical exceptions in a row (same vector, same instruction, nothing else in
+   * between) end the run as an "exception-storm" (default 1000). A triple fault always ends it.
+   * ring3 only: QEMU has no such check, so a storm there runs to the guest-time limit.
+   */
+  exceptionStormLimit?: number;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -359,6 +365,7 @@ export class Vm {
       faults: options.faults,
       seed: options.seed,
       console: consoleLimits(options.failOn, options.consoleFlood),
+      exceptionStormLimit: options.exceptionStormLimit,
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",
