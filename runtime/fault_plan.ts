@@ -45,6 +45,7 @@ export class FaultInjector {
   #mmaps = 0;
   #interrupts = 0;
   #due = 0;
+  readonly #delaysLogged = new Set<Fault>();
   /** The due-interrupt numbers each drop-interrupt fault starts at, chosen at construction. */
   readonly #dropAt: { from: number; count: number; within: number | null }[] = [];
 
@@ -144,11 +145,21 @@ export class FaultInjector {
     return false;
   }
 
-  /** Whether interrupts are held back at guest time `nowNs`. */
+  /** Whether interrupts are held back at guest time `nowNs` (logged once per fault). */
   interruptsHeld(nowNs: number): boolean {
-    return this.#plan.some((f) =>
+    const f = this.#plan.find((f) =>
       f.fault === "delay-interrupts" && nowNs >= f.fromNs && nowNs < f.fromNs + f.forNs
     );
+    if (f === undefined || f.fault !== "delay-interrupts") return false;
+    if (!this.#delaysLogged.has(f)) {
+      this.#delaysLogged.add(f);
+      this.record(
+        `delay-interrupts: external interrupts held back from ${f.fromNs / 1e6} ms for ${
+          f.forNs / 1e6
+        } ms of guest time`,
+      );
+    }
+    return true;
   }
 
   /** An interrupt is delivered; true when it must be delivered a second time. */

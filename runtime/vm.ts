@@ -252,7 +252,10 @@ export class Vm {
   readonly #result: Promise<RunResult>;
   #pid = 0;
   #ended = false;
-  readonly #eventWaiters = new Map<number, (applied: AppliedEvent) => void>();
+  readonly #eventWaiters = new Map<
+    number,
+    { kind: string; resolve: (applied: AppliedEvent) => void }
+  >();
   #nextEvent = 1;
 
   private constructor(config: MachineConfig) {
@@ -282,7 +285,7 @@ export class Vm {
             this.console.deadline(m.id);
             break;
           case "event":
-            this.#eventWaiters.get(m.id)?.(m.applied);
+            this.#eventWaiters.get(m.id)?.resolve(m.applied);
             this.#eventWaiters.delete(m.id);
             break;
           case "log":
@@ -291,9 +294,9 @@ export class Vm {
           case "ended":
             this.#ended = true;
             for (const [, w] of this.#eventWaiters) {
-              w({
+              w.resolve({
                 guestNs: m.result.stats.guestNs,
-                kind: "?",
+                kind: w.kind,
                 detail: "the run ended before the event's time",
                 outcome: "rejected",
               });
@@ -457,7 +460,9 @@ export class Vm {
       });
     }
     const id = this.#nextEvent++;
-    const p = new Promise<AppliedEvent>((resolve) => this.#eventWaiters.set(id, resolve));
+    const p = new Promise<AppliedEvent>((resolve) =>
+      this.#eventWaiters.set(id, { kind: event.kind, resolve })
+    );
     this.#post({ type: "event", id, atNs, relative, event });
     return p;
   }

@@ -443,3 +443,36 @@ test("minios survives a duplicated interrupt and interrupts held back for 300 ms
     );
   });
 });
+
+test("every fault that leaves the guest running repeats its log exactly from the same seed", async () => {
+  const faults = [
+    { fault: "port-garbage" as const, port: 0x3f8, count: 2 },
+    { fault: "drop-interrupt" as const, within: 20, count: 5 },
+    { fault: "duplicate-interrupt" as const, nth: 40 },
+    { fault: "delay-interrupts" as const, fromNs: 0.6e9, forNs: 0.1e9 },
+  ];
+  const run = async (seed: number) => {
+    let log: string[] = [];
+    let transcript = "";
+    await withVm({ kernel: MINIOS, faults, seed }, async (vm) => {
+      await vm.at("1s", { kind: "serial", text: "xx\rirqs\r" });
+      await vm.console.expect(/irqs: timer=\d+/, { timeout: "5s" });
+      vm.console.send("exit 0\r");
+      assert.equal(await vm.exit(), 1);
+      log = (await vm.result()).stats.events!.filter((e) => e.kind === "fault").map((e) =>
+        e.detail
+      );
+      transcript = vm.console.transcript;
+    });
+    return { log, transcript };
+  };
+  const a = await run(5);
+  assert.equal(a.log.filter((d) => d.startsWith("drop-interrupt")).length, 5);
+  assert.equal(a.log.filter((d) => d.startsWith("port-garbage")).length, 2);
+  assert.ok(a.log.some((d) => d.startsWith("duplicate-interrupt")));
+  assert.ok(a.log.some((d) => d.startsWith("delay-interrupts")));
+  const b = await run(5);
+  assert.deepEqual(b.log, a.log, "same seed, same faults");
+  assert.equal(b.transcript, a.transcript);
+  assert.notDeepEqual((await run(6)).log, a.log, "another seed, other choices");
+});

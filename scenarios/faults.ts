@@ -53,6 +53,9 @@ export default scenario(
     const delay: FaultPlan = [{ fault: "delay-interrupts", fromNs: 0.2e9, forNs: 0.3e9 }];
     const late = await run(delay, seed);
     if (!skippedOnQemu(late.result, delay)) {
+      assert.deepEqual(late.faults, [
+        "delay-interrupts: external interrupts held back from 200 ms for 300 ms of guest time",
+      ]);
       assert.ok(missedMs(late.c0, late.c1) >= 250, `${missedMs(late.c0, late.c1)} ms`);
     }
 

@@ -685,7 +685,9 @@ export class QemuVm implements ScenarioVm {
         this.#finish(haltedForGood(regs));
         return;
       }
-      if (s.virtualNs !== this.#lastVirtualNs) this.#frozenSince = hostNow;
+      // A CPU that is not in hlt was only not scheduled by a loaded host: its clock has not
+      // stopped, it has not run yet.
+      if (s.virtualNs !== this.#lastVirtualNs || !regs?.halted) this.#frozenSince = hostNow;
       else if (hostNow - this.#frozenSince >= FROZEN_MS) this.#jumpIdle();
     } else {
       this.#frozenSince = hostNow;
