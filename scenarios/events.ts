@@ -73,4 +73,6 @@ export default scenario(
       assert.ok(log.some((e) => e.kind === kind), `no ${kind} event in the log`);
     }
   },
+  // Guest clock readings, and events or faults QEMU skips, make the transcripts differ.
+  { compareTranscripts: false },
 );

@@ -83,4 +83,6 @@ export default scenario(
       assert.notDeepEqual(g3.faults, g1.faults, "another seed, other garbage");
     }
   },
+  // Guest clock readings, and events or faults QEMU skips, make the transcripts differ.
+  { compareTranscripts: false },
 );

@@ -62,4 +62,6 @@ export default scenario(
       );
     }
   },
+  // Guest clock readings, and events or faults QEMU skips, make the transcripts differ.
+  { compareTranscripts: false },
 );
