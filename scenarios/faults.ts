@@ -78,7 +78,9 @@ export default scenario(
       assert.match(g1.transcript, /clock: ticks=\d+/);
       const g2 = await run(garbage, seed, "irqs\rclock\r");
       assert.deepEqual(g2.faults, g1.faults);
-      assert.equal(g2.transcript, g1.transcript);
+      // (Clock readings may differ by a millisecond: guest time is measured CPU time.)
+      const text = (t: string) => t.replace(/clock: .*\n/, "");
+      assert.equal(text(g2.transcript), text(g1.transcript));
       const g3 = await run(garbage, seed + 1, "irqs\rclock\r");
       assert.notDeepEqual(g3.faults, g1.faults, "another seed, other garbage");
     }
