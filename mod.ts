@@ -31,6 +31,7 @@ export {
   ExpectTimeoutError,
   GuestFailureError,
   SerialConsole,
+  type TypeOptions,
   Vm,
 } from "./runtime/vm.ts";
 export {
@@ -41,7 +42,6 @@ export {
   type RunStats,
 } from "./runtime/run_result.ts";
 export { type Duration, durationNs } from "./runtime/duration.ts";
-export { type Fault, type FaultPlan } from "./runtime/fault_plan.ts";
 export { type DiskOption } from "./runtime/disk/disk_options.ts";
 export {
   Network,
@@ -51,6 +51,9 @@ export {
   type SwitchedFrame,
 } from "./runtime/net/network.ts";
 export { type PcapFrame, readPcap } from "./runtime/net/pcap.ts";
+export { DROP_WINDOW, type Fault, FAULT_KINDS, type FaultPlan } from "./runtime/fault_plan.ts";
+export { type AppliedEvent, type MachineEvent } from "./runtime/machine_protocol.ts";
+export { DEFAULT_CONSOLE_FLOOD, DEFAULT_FAIL_ON } from "./runtime/console_watch.ts";
 export {
   type Backend,
   type ScenarioBootOptions,

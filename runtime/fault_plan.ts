@@ -6,17 +6,30 @@
  * @module
  */
 import { seededRandom } from "./seeded_random.ts";
+import { type Duration, durationNs } from "./duration.ts";
+
+/** How many due interrupts a `drop-interrupt` fault without `nth` picks among by default. */
+export const DROP_WINDOW = 20;
 
 /** One fault and when it strikes. Counts are occurrences of the fault's trigger, from 1. */
 export type Fault =
   /** Reads of `port` return seeded random values for `count` reads (default all) from `after`. */
   | { fault: "port-garbage"; port: number; after?: number; count?: number }
-  /** The guest process is killed (SIGKILL) while the tracer handles trap number `afterTraps`. */
-  | { fault: "kill-guest"; afterTraps: number }
+  /**
+   * The guest process is killed (SIGKILL) while the tracer handles trap number `afterTraps`,
+   * or at guest time `at` (on QEMU only `at` applies: the QEMU process is killed).
+   */
+  | { fault: "kill-guest"; afterTraps?: number; at?: Duration }
   /** Host mappings made for the guest (shadow paging) fail from the `after`-th on. */
   | { fault: "fail-host-mmap"; after?: number }
   /** The `nth` external interrupt (default the first) is delivered twice. */
   | { fault: "duplicate-interrupt"; nth?: number }
+  /**
+   * The `nth` due external interrupt is lost before the CPU takes it (its request is cleared
+   * at the controller, so no EOI is owed). Without `nth` the seed picks it among the first
+   * `within` (default {@link DROP_WINDOW}). `count` (default 1) consecutive ones are dropped.
+   */
+  | { fault: "drop-interrupt"; nth?: number; within?: number; count?: number }
   /** No external interrupt is delivered from guest time `fromNs` for `forNs` nanoseconds. */
   | { fault: "delay-interrupts"; fromNs: number; forNs: number };
 
@@ -31,6 +44,10 @@ export class FaultInjector {
   #traps = 0;
   #mmaps = 0;
   #interrupts = 0;
+  #due = 0;
+  readonly #delaysLogged = new Set<Fault>();
+  /** The due-interrupt numbers each drop-interrupt fault starts at, chosen at construction. */
+  readonly #dropAt: { from: number; count: number; within: number | null }[] = [];
 
   /**
    * @param plan the faults
@@ -41,6 +58,42 @@ export class FaultInjector {
     for (const f of plan) validate(f);
     this.#plan = plan;
     this.#random = seededRandom(seed);
+    // Choices are made up front, in plan order, so they depend on the seed alone and not on
+    // how many garbage port reads happened first.
+    for (const f of plan) {
+      if (f.fault !== "drop-interrupt") continue;
+      const within = f.within ?? DROP_WINDOW;
+      const from = f.nth ?? 1 + Math.floor(this.#random() * within);
+      this.#dropAt.push({ from, count: f.count ?? 1, within: f.nth === undefined ? within : null });
+    }
+  }
+
+  /** Guest times (ns) at which the plan kills the guest: the machine schedules them. */
+  get killTimes(): number[] {
+    return this.#plan.flatMap((f) =>
+      f.fault === "kill-guest" && f.at !== undefined ? [durationNs(f.at)] : []
+    );
+  }
+
+  /** An interrupt is due (the CPU would take it now); true when it must be lost instead. */
+  drop(): boolean {
+    const n = ++this.#due;
+    return this.#dropAt.some((d) => n >= d.from && n < d.from + d.count);
+  }
+
+  /**
+   * Records a dropped interrupt.
+   *
+   * @param vector the vector lost, or null when the controller had nothing after all
+   */
+  dropped(vector: number | null): void {
+    const d = this.#dropAt.find((d) => this.#due >= d.from && this.#due < d.from + d.count)!;
+    const why = d.within !== null ? ` (picked by the seed among the first ${d.within})` : "";
+    this.record(
+      `drop-interrupt: due interrupt ${this.#due}${why}, ${
+        vector === null ? "nothing pending" : `vector 0x${vector.toString(16)}`
+      }, lost before the CPU took it`,
+    );
   }
 
   /** Whether the plan has anything at all (the machine skips every hook when not). */
@@ -72,7 +125,7 @@ export class FaultInjector {
   killNow(): boolean {
     this.#traps++;
     for (const f of this.#plan) {
-      if (f.fault === "kill-guest" && f.afterTraps === this.#traps) {
+      if (f.fault === "kill-guest" && f.afterTraps !== undefined && f.afterTraps === this.#traps) {
         this.record(`kill-guest: SIGKILL while handling trap ${this.#traps}`);
         return true;
       }
@@ -92,11 +145,21 @@ export class FaultInjector {
     return false;
   }
 
-  /** Whether interrupts are held back at guest time `nowNs`. */
+  /** Whether interrupts are held back at guest time `nowNs` (logged once per fault). */
   interruptsHeld(nowNs: number): boolean {
-    return this.#plan.some((f) =>
+    const f = this.#plan.find((f) =>
       f.fault === "delay-interrupts" && nowNs >= f.fromNs && nowNs < f.fromNs + f.forNs
     );
+    if (f === undefined || f.fault !== "delay-interrupts") return false;
+    if (!this.#delaysLogged.has(f)) {
+      this.#delaysLogged.add(f);
+      this.record(
+        `delay-interrupts: external interrupts held back from ${f.fromNs / 1e6} ms for ${
+          f.forNs / 1e6
+        } ms of guest time`,
+      );
+    }
+    return true;
   }
 
   /** An interrupt is delivered; true when it must be delivered a second time. */
@@ -112,15 +175,22 @@ export class FaultInjector {
   }
 }
 
+/** Every fault kind. */
+export const FAULT_KINDS: readonly Fault["fault"][] = [
+  "port-garbage",
+  "kill-guest",
+  "fail-host-mmap",
+  "duplicate-interrupt",
+  "drop-interrupt",
+  "delay-interrupts",
+];
+
 function validate(f: Fault): void {
-  const known = [
-    "port-garbage",
-    "kill-guest",
-    "fail-host-mmap",
-    "duplicate-interrupt",
-    "delay-interrupts",
-  ];
-  if (!known.includes(f.fault)) {
-    throw new RangeError(`unknown fault "${f.fault}" (faults: ${known.join(", ")})`);
+  if (!FAULT_KINDS.includes(f.fault)) {
+    throw new RangeError(`unknown fault "${f.fault}" (faults: ${FAULT_KINDS.join(", ")})`);
   }
+  if (f.fault === "kill-guest" && f.afterTraps === undefined && f.at === undefined) {
+    throw new RangeError("kill-guest needs afterTraps or at");
+  }
+  if (f.fault === "kill-guest" && f.at !== undefined) durationNs(f.at);
 }

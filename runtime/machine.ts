@@ -30,6 +30,9 @@ import { VirtualClock } from "./virtual_clock.ts";
 import { MachineNetwork } from "./machine_network.ts";
 import { ConsoleTail } from "./console_tail.ts";
 import { MachineDisks } from "./disk/machine_disks.ts";
+import { ConsoleWatch } from "./console_watch.ts";
+import { EventRegistry } from "./event_kinds.ts";
+import { type Duration, durationNs } from "./duration.ts";
 import type { AppliedEvent, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
 import type { Mailbox } from "./mailbox.ts";
 import { GUEST_STUB_FD, StubArea } from "./stub_area.ts";
@@ -51,6 +54,8 @@ const CR4_PAE = 1 << 5;
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
   acknowledge(): number;
+  /** The pending interrupt is lost before the CPU takes it; returns its vector, if any. */
+  discard(): number | null;
 }
 const SLICE_MS = 5;
 /** Host time an idle networked machine waits for a peer's clock before looking again. */
@@ -62,6 +67,8 @@ export interface MachineHooks {
   console(bytes: Uint8Array, guestNs: number): void;
   /** A deadline requested through the mailbox passed. */
   deadline(id: number, guestNs: number): void;
+  /** Timeline event `id` was applied, skipped or rejected. */
+  event(id: number, applied: AppliedEvent): void;
   /** Diagnostics (unhandled ports, loader notes). */
   log(message: string): void;
   /** A frame network card `nic` sent. */
@@ -94,6 +101,8 @@ export class Machine {
   readonly #tail = new ConsoleTail();
   readonly #pendingInput: number[] = [];
   #consoleOut: number[] = [];
+  readonly #consoleWatch: ConsoleWatch;
+  readonly #consoleText = new TextDecoder();
   #result: RunResult | null = null;
   #exitCode: number | null = null;
   #stopReason: string | null = null;
@@ -161,6 +170,7 @@ export class Machine {
       }),
       () => state.cpl === 3,
     );
+    this.#consoleWatch = new ConsoleWatch(config.console);
     const bus = new IoBus({ log: (m) => hooks.log(m) });
     const nicConfigs = config.nics ?? [];
     this.#net = nicConfigs.length === 0 ? null : new MachineNetwork(
@@ -172,7 +182,13 @@ export class Machine {
       config.disks ?? [],
       config.diskPort,
       this.clock,
-      (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "disk", detail }),
+      (detail) =>
+        this.#eventLog.push({
+          guestNs: this.clock.now(),
+          kind: "disk",
+          detail,
+          outcome: "applied",
+        }),
     );
     this.#disks = disks;
     const board = buildPcBoard({
@@ -182,40 +198,71 @@ export class Machine {
       clock: this.clock,
       intr: this.#intr,
       ramBytes: ram.size,
+      events: this.#events,
       transmit: (byte) => this.#transmit(byte),
       exit: (status) => this.#exitCode = status,
       log: (m) => hooks.log(m),
     });
     this.#uart = board.com1;
-    // The timeline's event kinds. A device adds its own here; the scheduler stays the same.
-    this.#eventKinds.set("serial", (e) => {
-      const text = typeof e.text === "string" ? e.text : "";
-      for (const b of new TextEncoder().encode(text)) this.#pendingInput.push(b);
-      return JSON.stringify(text);
+    // The board registered its devices' event kinds (irq, spurious); these are the machine's.
+    this.#events.register({
+      kind: "serial",
+      owner: "machine",
+      summary: "text: characters to type on COM1",
+      apply: (e) => {
+        const text = typeof e.text === "string" ? e.text : "";
+        for (const b of new TextEncoder().encode(text)) this.#pendingInput.push(b);
+        return JSON.stringify(text);
+      },
     });
-    this.#eventKinds.set("irq", (e) => {
-      const line = board.injectIrq(Number(e.line));
-      const action = String(e.action ?? "pulse");
-      if (action === "raise") line.raise();
-      else if (action === "lower") line.lower();
-      else if (action === "pulse") line.pulse();
-      else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
-      return `line ${e.line} ${action}`;
+    this.#events.register({
+      kind: "timer",
+      owner: "machine",
+      summary: 'action: "hold", for: Duration | action: "advance", by: Duration',
+      apply: (e) => this.#timerEvent(e),
     });
     if (this.#net !== null) {
       const net = this.#net;
       net.attach(board.nics);
-      this.#eventKinds.set("nic", (e) => net.applyEvent(e));
+      this.#events.register({
+        kind: "nic",
+        owner: "ne2000",
+        summary: 'nic: card index, action: "drop" | "corrupt" | "inject", direction, count, frame',
+        apply: (e) => net.applyEvent(e),
+      });
     }
-    this.#eventKinds.set("disk", (e) => disks.applyEvent(e));
+    this.#events.register({
+      kind: "disk",
+      owner: "ata",
+      summary:
+        'disk: index, action: "fail-read" | "fail-write" | "delay-read" | "delay-write" | "tear-write" | "clear", sector, count, times',
+      apply: (e) => disks.applyEvent(e),
+    });
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
       config.faults ?? [],
       config.seed ?? 1,
-      (detail) => this.#eventLog.push({ guestNs: this.clock.now(), kind: "fault", detail }),
+      (detail) =>
+        this.#eventLog.push({
+          guestNs: this.clock.now(),
+          kind: "fault",
+          detail,
+          outcome: "applied",
+        }),
     );
     const faults = this.#faults;
+    for (const at of faults.killTimes) {
+      this.clock.scheduleEvent(at, () => {
+        this.#eventLog.push({
+          guestNs: this.clock.now(),
+          kind: "fault",
+          detail: `kill-guest: SIGKILL at guest time ${(at / 1e6).toFixed(1)} ms`,
+          outcome: "applied",
+        });
+        Deno.kill(this.#proc.pid, "SIGKILL");
+      });
+    }
     const io = faults.active
       ? {
         read: (port: number, size: 1 | 2 | 4) => faults.portRead(port, size, bus.read(port, size)),
@@ -225,6 +272,7 @@ export class Machine {
     this.#emu = new Emulator(this.state, stub?.withTrampolineFetch(memory) ?? memory, io, {
       lowestMappedAddress: lowestMapped,
       guestTimeNs: () => this.clock.now(),
+      exceptionStormLimit: config.exceptionStormLimit,
       patches: new Map(config.patches.map((p) => [p.vaddr, p])),
       paging: true,
       mmio: {
@@ -323,9 +371,10 @@ export class Machine {
         this.#scenarioWaiting = true;
         return;
       case "event": {
-        const apply = () => this.#applyEvent(m.event);
-        if (m.atNs === null || m.atNs <= this.clock.now()) apply();
-        else this.clock.schedule(m.atNs, apply);
+        const apply = () => this.#applyEvent(m.event, m.id);
+        const at = m.atNs === null ? null : m.relative ? this.clock.now() + m.atNs : m.atNs;
+        if (at === null || at <= this.clock.now()) apply();
+        else this.clock.scheduleEvent(at, apply);
         return;
       }
       case "stop":
@@ -337,30 +386,42 @@ export class Machine {
     }
   }
 
-  readonly #eventKinds = new Map<string, (e: MachineEvent) => string>();
+  /** The timeline's event kinds: the board's devices and the machine register theirs. */
+  readonly #events = new EventRegistry();
   readonly #faults: FaultInjector;
   readonly #eventLog: AppliedEvent[] = [];
   readonly #disks: MachineDisks;
 
-  #applyEvent(e: MachineEvent): void {
-    const kind = this.#eventKinds.get(e.kind);
-    let detail: string;
-    if (kind === undefined) {
-      detail = `unknown event kind "${e.kind}" (known: ${[...this.#eventKinds.keys()].join(", ")})`;
-    } else {
-      try {
-        detail = kind(e);
-      } catch (err) {
-        detail = `rejected: ${(err as Error).message}`;
-      }
-    }
-    if (kind === undefined || detail.startsWith("rejected")) this.hooks.log(`event: ${detail}`);
-    this.#eventLog.push({ guestNs: this.clock.now(), kind: e.kind, detail });
+  #applyEvent(e: MachineEvent, id: number): void {
+    const r = this.#events.apply(e);
+    if (r.outcome === "rejected") this.hooks.log(`event ${e.kind}: rejected: ${r.detail}`);
+    const applied: AppliedEvent = { guestNs: this.clock.now(), kind: e.kind, ...r };
+    this.#eventLog.push(applied);
+    this.hooks.event(id, applied);
     if (this.#pendingInput.length > 0) this.#pumpInput();
   }
 
+  /** The "timer" event kind: hold device timers back for a while, or jump guest time ahead. */
+  #timerEvent(e: MachineEvent): string {
+    const action = String(e.action);
+    if (action === "hold") {
+      const ns = durationNs(e.for as Duration);
+      const until = this.clock.now() + ns;
+      this.clock.holdTimers(until);
+      return `device timers (PIT, local APIC, RTC) held for ${ns / 1e6} ms of guest time, ` +
+        `until ${(until / 1e6).toFixed(1)} ms`;
+    }
+    if (action === "advance") {
+      const ns = durationNs(e.by as Duration);
+      this.clock.advance(ns);
+      return `guest time advanced by ${ns / 1e6} ms`;
+    }
+    throw new RangeError(`timer action must be "hold" (with for) or "advance" (with by)`);
+  }
+
   #transmit(byte: number): void {
-    this.#consoleOut.push(byte);
+    // Flushing every few KiB bounds memory and lets the flood check act mid-slice.
+    if (this.#consoleOut.push(byte) >= 4096) this.#flushConsole();
   }
 
   #flushConsole(): void {
@@ -368,7 +429,11 @@ export class Machine {
     const bytes = new Uint8Array(this.#consoleOut);
     this.#consoleOut = [];
     this.#tail.append(bytes);
-    this.hooks.console(bytes, this.clock.now());
+    const now = this.clock.now();
+    this.hooks.console(bytes, now);
+    const verdict = this.#consoleWatch.count(bytes.length, now) ??
+      this.#consoleWatch.scan(this.#consoleText.decode(bytes, { stream: true }));
+    if (verdict !== null) this.#fail(verdict.kind, verdict.message);
   }
 
   #pumpInput(): void {
@@ -523,6 +588,10 @@ export class Machine {
       return;
     }
     if (this.#faults.active && this.#faults.interruptsHeld(this.clock.now())) return;
+    if (this.#faults.active && this.#faults.drop()) {
+      this.#faults.dropped(controller.discard());
+      return;
+    }
     const vector = controller.acknowledge();
     const times = this.#faults.active && this.#faults.duplicate(vector) ? 2 : 1;
     for (let i = 0; i < times && this.#result === null; i++) {

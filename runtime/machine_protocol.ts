@@ -8,6 +8,7 @@ import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import type { StubConfig } from "./stub_area.ts";
 import type { DiskFile } from "./disk/disk_io_protocol.ts";
+import type { ConsoleLimits } from "./console_watch.ts";
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -30,6 +31,10 @@ export interface MachineConfig {
    * interactive console): an idle guest waits for the host clock instead of racing ahead.
    */
   paceIdle?: boolean;
+  /** Identical consecutive exceptions that end the run as a storm (default 1000). */
+  exceptionStormLimit?: number;
+  /** Failure patterns and the flood limit of the console. */
+  console: ConsoleLimits;
   /** Faults to inject (see fault_plan.ts); default none. */
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
@@ -65,9 +70,13 @@ export interface BootMessage {
 
 /**
  * Something injected into a machine: a kind known to the machine's event registry (devices
- * register their kinds) and its parameters. Built in: `{ kind: "serial", text }` types on COM1;
- * `{ kind: "irq", line: 0..15, action: "raise" | "lower" | "pulse" }` drives an ISA interrupt
- * line (a pulse on a line with no pending cause is a spurious interrupt).
+ * register their kinds, see event_kinds.ts) and its parameters. Built in:
+ * - `{ kind: "serial", text }` types on COM1;
+ * - `{ kind: "irq", line: 0..15, action: "raise" | "lower" | "pulse" }` drives an ISA line;
+ * - `{ kind: "spurious", irq: 7 | 15 }` makes the 8259 answer INTA with its spurious vector;
+ * - `{ kind: "timer", action: "hold", for: Duration }` holds every device timer (PIT, local
+ *   APIC timer, RTC) for that much guest time, then releases them (one coalesced tick);
+ * - `{ kind: "timer", action: "advance", by: Duration }` jumps guest time forward.
  */
 export interface MachineEvent {
   kind: string;
@@ -79,6 +88,8 @@ export interface AppliedEvent {
   guestNs: number;
   kind: string;
   detail: string;
+  /** "skipped": the backend cannot do it (not faked); "rejected": bad kind or parameters. */
+  outcome: "applied" | "skipped" | "rejected";
 }
 
 /** Scenario thread → running machine, through the mailbox (see mailbox.ts for why). */
@@ -89,8 +100,11 @@ export type ToMachine =
   | { type: "stop"; reason: string }
   /** A frame for network card `nic`, arriving at guest time `atNs`. */
   | { type: "frame"; nic: number; bytes: Uint8Array; atNs: number }
-  /** An event on the machine's timeline, at a guest time since boot (ns) or now (null). */
-  | { type: "event"; atNs: number | null; event: MachineEvent }
+  /**
+   * An event on the machine's timeline, at a guest time since boot (ns), that long after now
+   * (`relative`), or now (null). `id` names the answer (a FromMachine "event").
+   */
+  | { type: "event"; id: number; atNs: number | null; relative?: boolean; event: MachineEvent }
   /** The scenario now waits for the run to end: idle guest time may run to the limit. */
   | { type: "waiting" };
 
@@ -99,6 +113,8 @@ export type FromMachine =
   | { type: "started"; pid: number }
   | { type: "console"; bytes: Uint8Array; guestNs: number }
   | { type: "deadline"; id: number; guestNs: number }
+  /** The timeline event `id` was applied (or skipped or rejected). */
+  | { type: "event"; id: number; applied: AppliedEvent }
   | { type: "log"; message: string }
   /** Network card `nic` sent a frame at guest time `guestNs`. */
   | { type: "frame"; nic: number; bytes: Uint8Array; guestNs: number }

@@ -39,6 +39,7 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
     machine = Machine.boot(m.config, new Mailbox<ToMachine>(m.mailbox), {
       console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
       deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
+      event: (id, applied) => post({ type: "event", id, applied }),
       log: (message) => post({ type: "log", message }),
       frame: (nic, bytes, guestNs) => post({ type: "frame", nic, bytes, guestNs }),
     });

@@ -21,6 +21,8 @@ import { buildPciPlatform, type NicOptions } from "./pci_platform.ts";
 import type { Ne2000 } from "./devices/ne2000.ts";
 import type { BlockBackend } from "./devices/block_backend.ts";
 import { buildAtaChannel } from "./devices/ata_board.ts";
+import { LAPIC_REG } from "./devices/local_apic.ts";
+import type { EventRegistry } from "./event_kinds.ts";
 
 /** Port bases and IRQ numbers of the board (PC/AT conventions). */
 export const PC_LAYOUT = {
@@ -48,7 +50,12 @@ export const PC_LAYOUT = {
 /** What the board hands back to the machine. */
 export interface PcBoard {
   /** The interrupt controller behind the CPU's INTR pin. */
-  interruptController: { acknowledge(): number };
+  interruptController: {
+    /** The INTA cycle: the vector to deliver. */
+    acknowledge(): number;
+    /** The pending interrupt is lost before the CPU takes it; returns its vector, if any. */
+    discard(): number | null;
+  };
   /** COM1, the console. */
   com1: Uart16550;
   /** Device memory: the local APIC and the IOAPIC. */
@@ -66,6 +73,8 @@ export interface PcBoardOptions {
   /** The CPU's INTR pin. */
   intr: IrqLine;
   ramBytes: number;
+  /** The machine's timeline event kinds: the board registers those of its devices. */
+  events: EventRegistry;
   /** Console output bytes. */
   transmit: (byte: number) => void;
   /** isa-debug-exit: the status QEMU would exit with, (v << 1) | 1. */
@@ -170,12 +179,39 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
   o.bus.attach(L.DEBUG_EXIT, 4, new DebugExit({ onExit: (status) => o.exit(status & 0xff) }));
   const interruptController = {
     acknowledge: () => lapic.hasInterrupt() ? lapic.acknowledge() : pic.acknowledge(),
+    discard: () => {
+      if (!lapic.hasInterrupt()) return pic.discard();
+      // The local APIC has no way to lose an accepted interrupt: take it and retire it.
+      const vector = lapic.acknowledge();
+      lapic.write(LAPIC_REG.EOI, 0, 4);
+      return vector;
+    },
   };
   const injectIrq = (n: number): IrqLine => {
     if (!Number.isInteger(n) || n < 0 || n > 15) throw new RangeError(`no ISA IRQ ${n} (0..15)`);
     wire(n);
     return injected.get(n)!;
   };
+  o.events.register({
+    kind: "irq",
+    owner: "pc-board",
+    summary: 'line: 0..15, action: "raise" | "lower" | "pulse" (default pulse)',
+    apply: (e) => {
+      const line = injectIrq(Number(e.line));
+      const action = String(e.action ?? "pulse");
+      if (action === "raise") line.raise();
+      else if (action === "lower") line.lower();
+      else if (action === "pulse") line.pulse();
+      else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
+      return `line ${e.line} ${action}`;
+    },
+  });
+  o.events.register({
+    kind: "spurious",
+    owner: "pc-board",
+    summary: "irq: 7 (master 8259, default) | 15 (slave 8259)",
+    apply: (e) => `IRQ${e.irq ?? 7}: ${pic.spurious(Number(e.irq ?? 7))}`,
+  });
   const { nics } = buildPciPlatform({ bus: o.bus, isa, nics: o.nics ?? [], log: o.log });
   return { interruptController, com1, mmio, injectIrq, nics };
 }

@@ -19,6 +19,8 @@ export type FailureKind =
   | "guest-died"
   | "image-error"
   | "host-error"
+  | "panic"
+  | "console-flood"
   | "stopped";
 
 /** A classified report of why a run ended without the guest choosing to exit. */
@@ -54,8 +56,17 @@ export interface RunStats {
   fastPaths?: number;
   /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
   privilegeSwitches?: number;
-  /** Timeline events as they were applied, in guest-time order. */
-  events?: { guestNs: number; kind: string; detail: string }[];
+  /**
+   * Timeline events and faults as they were applied, in guest-time order. `outcome` is
+   * "skipped" for one the backend cannot do (reported, not faked) and "rejected" for bad
+   * parameters or an unknown kind; absent means applied.
+   */
+  events?: {
+    guestNs: number;
+    kind: string;
+    detail: string;
+    outcome?: "applied" | "skipped" | "rejected";
+  }[];
   /** Guest time at the end, nanoseconds. */
   guestNs: number;
   /** Host wall time from boot to end, milliseconds. */

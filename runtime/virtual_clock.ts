@@ -21,6 +21,8 @@ interface Timer {
   seq: number;
   fn: () => void;
   live: boolean;
+  /** A device timer (held back by {@link VirtualClock.holdTimers}); timeline events are not. */
+  holdable: boolean;
 }
 
 /** The virtual clock of one machine, with the deadlines and timers waiting on it. */
@@ -29,6 +31,8 @@ export class VirtualClock implements DeviceClock {
   #deadlines: Deadline[] = [];
   #timers: Timer[] = [];
   #seq = 0;
+  /** Device timers due before this guest time run at it (a "timer hold" event). */
+  #heldUntil = 0;
 
   /**
    * @param cpuTimeNs reads the guest process's CPU time in nanoseconds
@@ -73,7 +77,45 @@ export class VirtualClock implements DeviceClock {
 
   /** Device timer: calls `fn` once guest time reaches `atNs`. */
   schedule(atNs: number, fn: () => void): () => void {
-    const t: Timer = { at: atNs, seq: this.#seq++, fn, live: true };
+    return this.#add(atNs, fn, true);
+  }
+
+  /**
+   * Timeline event: calls `fn` once guest time reaches `atNs`. Unlike a device timer it is
+   * not held back by {@link holdTimers}.
+   */
+  scheduleEvent(atNs: number, fn: () => void): () => void {
+    return this.#add(atNs, fn, false);
+  }
+
+  /**
+   * Holds every device timer (PIT, local APIC timer, RTC) until guest time `untilNs`: timers
+   * due meanwhile run then, as on a host that did not schedule the guest for a while. A
+   * periodic timer then fires once, not once per missed period (the devices coalesce).
+   *
+   * @param untilNs guest nanoseconds
+   */
+  holdTimers(untilNs: number): void {
+    this.#heldUntil = Math.max(this.#heldUntil, untilNs);
+  }
+
+  /** Guest time until which device timers are held (0 when never held). */
+  get timersHeldUntil(): number {
+    return this.#heldUntil;
+  }
+
+  /**
+   * Moves guest time forward by `ns` at once, as a VM sees after its host suspended it:
+   * device timers that became due run at the next look, coalesced.
+   *
+   * @param ns guest nanoseconds
+   */
+  advance(ns: number): void {
+    if (ns > 0) this.#idleNs += ns;
+  }
+
+  #add(atNs: number, fn: () => void, holdable: boolean): () => void {
+    const t: Timer = { at: atNs, seq: this.#seq++, fn, live: true, holdable };
     this.#timers.push(t);
     this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
     return () => {
@@ -84,7 +126,14 @@ export class VirtualClock implements DeviceClock {
   /** Whether a device timer is due (cheap enough to call often: one clock read if any exist). */
   timerDue(): boolean {
     this.#dropDead();
-    return this.#timers.length > 0 && this.#timers[0].at <= this.now();
+    if (this.#timers.length === 0) return false;
+    const now = this.now();
+    if (now >= this.#heldUntil) return this.#timers[0].at <= now;
+    return this.#timers.some((t) => t.live && !t.holdable && t.at <= now);
+  }
+
+  #runnable(t: Timer, now: number): boolean {
+    return t.live && t.at <= now && (!t.holdable || now >= this.#heldUntil);
   }
 
   /**
@@ -97,9 +146,10 @@ export class VirtualClock implements DeviceClock {
     const now = this.now();
     for (;;) {
       this.#dropDead();
-      const t = this.#timers[0];
+      const i = this.#timers.findIndex((t) => t.at > now || this.#runnable(t, now));
+      const t = i < 0 ? undefined : this.#timers[i];
       if (t === undefined || t.at > now) return ran;
-      this.#timers.shift();
+      this.#timers.splice(i, 1);
       t.live = false;
       t.fn();
       ran++;
@@ -118,7 +168,12 @@ export class VirtualClock implements DeviceClock {
    */
   nextEventAt(excludeId: number, includeExcluded: boolean): number | null {
     this.#dropDead();
-    let next: number | null = this.#timers[0]?.at ?? null;
+    let next: number | null = null;
+    for (const t of this.#timers) {
+      if (!t.live) continue;
+      const at = t.holdable ? Math.max(t.at, this.#heldUntil) : t.at;
+      if (next === null || at < next) next = at;
+    }
     for (const d of this.#deadlines) {
       if (d.id === excludeId && !includeExcluded) continue;
       if (next === null || d.at < next) next = d.at;

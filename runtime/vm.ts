@@ -6,7 +6,14 @@
  * @module
  */
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
-import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
+import type {
+  AppliedEvent,
+  FromMachine,
+  MachineConfig,
+  MachineEvent,
+  ToMachine,
+} from "./machine_protocol.ts";
+import { consoleLimits } from "./console_watch.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
@@ -58,6 +65,25 @@ export interface BootOptions {
    * 3 secondary slave); by default the next free one.
    */
   disks?: DiskOption[];
+  /**
+   * Console output that ends the run at once with a "panic" failure (strings or RegExps, matched
+   * per line). Default {@link DEFAULT_FAIL_ON}: Linux's "Kernel panic - not syncing" and lines
+   * starting with "panic: ". `false` checks none. Triple faults and exception storms always end
+   * the run (see `exceptionStormLimit`).
+   */
+  failOn?: (string | RegExp)[] | false;
+  /**
+   * The console-flood limit: more than `bytes` of output within `window` of guest time ends
+   * the run with a "console-flood" failure. Default {@link DEFAULT_CONSOLE_FLOOD} (96 KiB per
+   * "2s"); `false` for none.
+   */
+  consoleFlood?: { bytes: number; window: Duration } | false;
+  /**
+   * How many identical exceptions in a row (same vector, same instruction, nothing else in
+   * between) end the run as an "exception-storm" (default 1000). A triple fault always ends it.
+   * ring3 only: QEMU has no such check, so a storm there runs to the guest-time limit.
+   */
+  exceptionStormLimit?: number;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -86,6 +112,15 @@ export class ExpectTimeoutError extends Error {
   }
 }
 
+/** Options of {@link SerialConsole.type}. */
+export interface TypeOptions {
+  /** Guest time between two characters (default "10ms", about a fast typist). */
+  interval?: Duration;
+}
+
+/** Puts an event on a machine's timeline `afterNs` of guest time from now; resolves when applied. */
+export type ScheduleEvent = (event: MachineEvent, afterNs: number) => Promise<AppliedEvent>;
+
 /** Options of {@link SerialConsole.expect}. */
 export interface ExpectOptions {
   /** Guest-time limit (default "10s"). */
@@ -110,7 +145,10 @@ export class SerialConsole {
   #listeners: ((text: string, guestNs: number) => void)[] = [];
 
   /** @internal */
-  constructor(private readonly send_: (m: ToMachine) => void) {}
+  constructor(
+    private readonly send_: (m: ToMachine) => void,
+    private readonly schedule_: ScheduleEvent,
+  ) {}
 
   /**
    * Calls `listener` with each chunk of output as it arrives, with the guest time it was flushed
@@ -156,6 +194,25 @@ export class SerialConsole {
   send(text: string | Uint8Array): void {
     const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
     this.send_({ type: "input", bytes });
+  }
+
+  /**
+   * Types text one character at a time, paced in guest time, as a person or a terminal at a
+   * low baud rate would: for guests that poll a one-byte receive register, or that must see
+   * keystrokes arrive while they run. Each character is a "serial" event on the timeline.
+   *
+   * @param text characters to type
+   * @param options the guest time between characters (default "10ms")
+   * @returns resolves once the last character is in the UART
+   */
+  async type(text: string, options: TypeOptions = {}): Promise<void> {
+    const step = durationNs(options.interval ?? "10ms");
+    const chars = [...text];
+    const all = chars.map((ch, i) => this.schedule_({ kind: "serial", text: ch }, i * step));
+    const last = await all[all.length - 1];
+    if (last && last.outcome !== "applied") {
+      throw new Error(`typing stopped: ${last.detail}`);
+    }
   }
 
   #match(pattern: string | RegExp): RegExpExecArray | null {
@@ -218,6 +275,11 @@ export class Vm {
   readonly #diskIo: DiskIoLink | null;
   #pid = 0;
   #ended = false;
+  readonly #eventWaiters = new Map<
+    number,
+    { kind: string; resolve: (applied: AppliedEvent) => void }
+  >();
+  #nextEvent = 1;
 
   /** The networks this machine's cards joined, and the cards' ports on them. */
   #links: { network: Network; port: number }[] = [];
@@ -228,7 +290,10 @@ export class Vm {
       type: "module",
       name: `ring3 ${config.kernelPath}`,
     });
-    this.console = new SerialConsole((m) => this.#post(m));
+    this.console = new SerialConsole(
+      (m) => this.#post(m),
+      (event, afterNs) => this.#schedule(event, afterNs, true),
+    );
     this.#diskIo = config.disks?.length ? startDiskIo() : null;
     const decoder = new TextDecoder();
     let started: () => void;
@@ -247,6 +312,10 @@ export class Vm {
           case "deadline":
             this.console.deadline(m.id);
             break;
+          case "event":
+            this.#eventWaiters.get(m.id)?.resolve(m.applied);
+            this.#eventWaiters.delete(m.id);
+            break;
           case "log":
             this.logs.push(m.message);
             break;
@@ -258,6 +327,15 @@ export class Vm {
           case "ended":
             this.#ended = true;
             this.#leaveNetworks();
+            for (const [, w] of this.#eventWaiters) {
+              w.resolve({
+                guestNs: m.result.stats.guestNs,
+                kind: w.kind,
+                detail: "the run ended before the event's time",
+                outcome: "rejected",
+              });
+            }
+            this.#eventWaiters.clear();
             started();
             this.#worker.terminate();
             this.#diskIo?.worker.terminate();
@@ -344,6 +422,8 @@ export class Vm {
       paceIdle: options.paceIdle ?? false,
       faults: options.faults,
       seed: options.seed,
+      console: consoleLimits(options.failOn, options.consoleFlood),
+      exceptionStormLimit: options.exceptionStormLimit,
       kernelPath: options.kernel,
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       cmdline: options.cmdline ?? "",
@@ -411,22 +491,42 @@ export class Vm {
    * @example
    * ```ts ignore
    * vm.at("1s", { kind: "serial", text: "run hello\r" });
-   * vm.at("1500ms", { kind: "irq", line: 7, action: "pulse" }); // a spurious IRQ7
+   * await vm.at("1500ms", { kind: "spurious", irq: 7 }); // resolves when applied
    * ```
    * @param time guest time since boot
    * @param event what happens
+   * @returns resolves when the machine applies it: `outcome` "applied", or "rejected" (unknown
+   *   kind, bad parameters, or the run ended first); on QEMU "skipped" when QEMU cannot do it
    */
-  at(time: Duration, event: MachineEvent): void {
-    this.#post({ type: "event", atNs: durationNs(time), event });
+  at(time: Duration, event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, durationNs(time), false);
   }
 
   /**
    * Applies an event as soon as the machine sees it.
    *
    * @param event what happens
+   * @returns the event as applied (see {@link at})
    */
-  inject(event: MachineEvent): void {
-    this.#post({ type: "event", atNs: null, event });
+  inject(event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, null, false);
+  }
+
+  #schedule(event: MachineEvent, atNs: number | null, relative: boolean): Promise<AppliedEvent> {
+    if (this.#ended) {
+      return Promise.resolve({
+        guestNs: 0,
+        kind: event.kind,
+        detail: "the run has ended",
+        outcome: "rejected",
+      });
+    }
+    const id = this.#nextEvent++;
+    const p = new Promise<AppliedEvent>((resolve) =>
+      this.#eventWaiters.set(id, { kind: event.kind, resolve })
+    );
+    this.#post({ type: "event", id, atNs, relative, event });
+    return p;
   }
 
   /**

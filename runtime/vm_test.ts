@@ -98,6 +98,29 @@ test("a guest that loops forever is ended by its guest-time limit with a report"
   assert.ok(performance.now() - t0 < 20000, "ended within a bounded host time");
 });
 
+test("a console flood ends classified under the default limit, before the run's limit", async () => {
+  await withVm({ kernel: SPIN, cmdline: "mode=flood", timeout: "10s" }, async (vm) => {
+    const r = await vm.result();
+    assert.equal(r.outcome, "failure");
+    if (r.outcome !== "failure") return;
+    assert.equal(r.failure.kind, "console-flood");
+    assert.match(r.failure.message, /more than 98304 bytes .* within 2000 ms of guest time/);
+    assert.ok(r.failure.guestNs < 10e9, `${r.failure.guestNs} ns`);
+    // It ended at the check, not long after: the transcript is about the limit's size.
+    assert.ok(vm.console.transcript.length < 2 * 98304 + 8192, `${vm.console.transcript.length}`);
+  });
+});
+
+test("a panic line ends the run at once with the line named", async () => {
+  await withVm({ kernel: SPIN, cmdline: "mode=panic", timeout: "30s" }, async (vm) => {
+    const err = await vm.exit().then(() => null, (e) => e);
+    assert.ok(err instanceof GuestFailureError, String(err));
+    assert.equal(err.report.kind, "panic");
+    assert.match(err.report.message, /Kernel panic - not syncing/);
+    assert.ok(err.report.guestNs < 1e9);
+  });
+});
+
 test("expect fails on guest time, not host time, when the text never comes", async () => {
   await withVm({ kernel: SPIN, timeout: "30s" }, async (vm) => {
     const err = await vm.console.expect("never printed", { timeout: "200ms" }).then(
@@ -351,7 +374,8 @@ test("timeline events apply at their guest time: a spurious IRQ7, then typed inp
     assert.equal(await vm.exit(), 1);
     const events = (await vm.result()).stats.events ?? [];
     assert.deepEqual(events.map((e) => e.kind), ["no-such-kind", "irq", "serial"]);
-    assert.match(events[0].detail, /unknown event kind "no-such-kind" \(known: serial, irq\b/);
+    assert.match(events[0].detail, /unknown event kind "no-such-kind" \(known: .*serial.*\)/);
+    assert.equal(events[0].outcome, "rejected");
     assert.equal(events[1].detail, "line 7 pulse");
     assert.ok(events[1].guestNs >= 0.5e9 && events[2].guestNs >= 1e9, JSON.stringify(events));
     assert.ok(events[2].guestNs - events[1].guestNs >= 0.5e9);
@@ -421,4 +445,38 @@ test("minios survives a duplicated interrupt and interrupts held back for 300 ms
       events.some((e) => /duplicate-interrupt: vector 0x20 delivered twice/.test(e.detail)),
     );
   });
+});
+
+test("every fault that leaves the guest running repeats its log exactly from the same seed", async () => {
+  const faults = [
+    { fault: "port-garbage" as const, port: 0x3f8, count: 2 },
+    { fault: "drop-interrupt" as const, within: 20, count: 5 },
+    { fault: "duplicate-interrupt" as const, nth: 40 },
+    { fault: "delay-interrupts" as const, fromNs: 0.6e9, forNs: 0.1e9 },
+  ];
+  const run = async (seed: number) => {
+    let log: string[] = [];
+    let transcript = "";
+    await withVm({ kernel: MINIOS, faults, seed }, async (vm) => {
+      await vm.at("1s", { kind: "serial", text: "xx\rirqs\r" });
+      await vm.console.expect(/irqs: timer=\d+/, { timeout: "5s" });
+      vm.console.send("exit 0\r");
+      assert.equal(await vm.exit(), 1);
+      log = (await vm.result()).stats.events!.filter((e) => e.kind === "fault").map((e) =>
+        e.detail
+      );
+      // Counters may differ by a tick: guest time is measured CPU time.
+      transcript = vm.console.transcript.replace(/irqs: .*\n/, "");
+    });
+    return { log, transcript };
+  };
+  const a = await run(5);
+  assert.equal(a.log.filter((d) => d.startsWith("drop-interrupt")).length, 5);
+  assert.equal(a.log.filter((d) => d.startsWith("port-garbage")).length, 2);
+  assert.ok(a.log.some((d) => d.startsWith("duplicate-interrupt")));
+  assert.ok(a.log.some((d) => d.startsWith("delay-interrupts")));
+  const b = await run(5);
+  assert.deepEqual(b.log, a.log, "same seed, same faults");
+  assert.equal(b.transcript, a.transcript);
+  assert.notDeepEqual((await run(6)).log, a.log, "another seed, other choices");
 });

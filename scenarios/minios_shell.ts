@@ -6,7 +6,8 @@ export default scenario(
   async ({ boot }) => {
     const vm = await boot({ kernel: "fixtures/build/minios.elf", memory: "64M" });
     await vm.console.expect("minios$ ", { timeout: "5s" });
-    vm.console.send("run hello\r");
+    // Typed a character at a time, 10 ms of guest time apart, as a person at a terminal would.
+    await vm.console.type("run hello\r", { interval: "10ms" });
     await vm.console.expect(/hello from pid (\d+)\n/);
     await vm.console.expect(/\[pid \d+ hello\] exit 0\n/);
     vm.console.send("exit 0\r");

@@ -185,6 +185,11 @@ export interface EmulatorOptions {
   onTranslationChange?: (linear: number | null) => void;
   /** Device memory: accesses that fault on a claimed physical address are emulated. */
   mmio?: MmioAccess;
+  /**
+   * Identical consecutive exceptions (same vector, same instruction) that end the run as an
+   * exception storm. Default {@link EXCEPTION_STORM_LIMIT}.
+   */
+  exceptionStormLimit?: number;
 }
 
 /** The partial emulator of one vCPU. */
@@ -226,6 +231,7 @@ export class Emulator {
     this.#paging = options.paging ?? false;
     this.#onTranslationChange = options.onTranslationChange ?? (() => {});
     this.#mmio = options.mmio ?? null;
+    this.#stormLimit = options.exceptionStormLimit ?? EXCEPTION_STORM_LIMIT;
   }
 
   #count(cause: string): void {
@@ -1484,6 +1490,7 @@ export class Emulator {
 
   #stormKey = -1;
   #stormCount = 0;
+  readonly #stormLimit: number;
 
   /**
    * The same exception at the same instruction, over and over with nothing else faulting in
@@ -1497,7 +1504,7 @@ export class Emulator {
       this.#stormCount = 1;
       return;
     }
-    if (++this.#stormCount >= EXCEPTION_STORM_LIMIT) {
+    if (++this.#stormCount >= this.#stormLimit) {
       throw new Fatal(
         "exception-storm",
         `${vectorName(vector)} at eip 0x${hex(eip)} ${this.#stormCount} times in a row: the ` +
@@ -1567,8 +1574,8 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
-/** Identical consecutive exceptions that make an exception storm. */
-const EXCEPTION_STORM_LIMIT = 1000;
+/** Identical consecutive exceptions that make an exception storm, unless the machine says. */
+export const EXCEPTION_STORM_LIMIT = 1000;
 /** The access size of each mov form emulated on device memory. */
 const MMIO_SIZE = new Map<number, 1 | 2 | 4>([
   [Code.Mov_rm8_r8, 1],

@@ -310,6 +310,17 @@ class Pic8259 implements PortDevice {
     this.#updateIrq();
   }
 
+  /**
+   * The request on `irq` is lost before INTA (a "drop a due interrupt" fault): an edge line's
+   * IRR latch is cleared without setting ISR. A level line's request stays while the line is
+   * high, as it would on hardware.
+   */
+  forget(irq: number): void {
+    const mask = 1 << irq;
+    if (!this.#isLevel(mask)) this.#s.irr &= ~mask;
+    this.#updateIrq();
+  }
+
   #readByte(offset: number): number {
     const s = this.#s;
     if (offset > PIC_REG.DATA) return 0xff;
@@ -594,6 +605,11 @@ export class Pic8259Pair {
   readonly #inputs: readonly IrqLine[];
   readonly #intr: IrqLine;
   #slaveOutput = false;
+  #masterOutput = false;
+  /** A request that vanished before INTA keeps INT high until the CPU acknowledges. */
+  #glitch = false;
+  /** Drives the slave's INT for the length of a glitch on its side. */
+  #slaveGlitch = false;
 
   /**
    * Create the pair in its power-on state, with `intr` low.
@@ -609,7 +625,10 @@ export class Pic8259Pair {
       logged.add(message);
       sink(message);
     };
-    this.#master = new Pic8259("i8259-master", true, (level) => this.#intr.set(level), log);
+    this.#master = new Pic8259("i8259-master", true, (level) => {
+      this.#masterOutput = level;
+      this.#intr.set(level || this.#glitch);
+    }, log);
     this.#slave = new Pic8259("i8259-slave", false, (level) => {
       this.#slaveOutput = level;
       this.#driveCascade();
@@ -661,6 +680,10 @@ export class Pic8259Pair {
    */
   acknowledge(): number {
     const master = this.#master;
+    if (this.#glitch) {
+      this.#glitch = false;
+      this.#intr.set(this.#masterOutput);
+    }
     const irq = master.pendingIrq();
     if (irq < 0) return master.vectorBase + 7;
     if (!this.#cascades(irq)) {
@@ -676,13 +699,67 @@ export class Pic8259Pair {
   }
 
   /**
+   * A spurious interrupt as hardware produces it: a request that goes away before the CPU's
+   * INTA cycle (electrical noise, a device that deasserts early). `irq` 7: the master raises
+   * INT with nothing behind it, so INTA answers with its IR7 vector and sets no ISR bit. `irq`
+   * 15: the slave signals the master on the cascade input and then has nothing, so the master
+   * sets ISR bit 2 and the slave answers with its IR7 vector (the guest must EOI the master
+   * only). The master's mask of input 2 applies, as on hardware: masked, nothing reaches the CPU.
+   *
+   * @param irq 7 or 15
+   * @returns what happened, for the event log
+   * @throws {RangeError} for another IRQ
+   */
+  spurious(irq: number): string {
+    if (irq === 7) {
+      this.#glitch = true;
+      this.#intr.set(true);
+      return "the master 8259 raised INT with no request: INTA gives its IR7 vector";
+    }
+    if (irq !== 15) throw new RangeError(`spurious interrupts are IRQ 7 or 15, not ${irq}`);
+    this.#slaveGlitch = true;
+    this.#driveCascade();
+    this.#slaveGlitch = false;
+    this.#driveCascade();
+    return this.#intr.level
+      ? "the slave 8259 signalled the cascade and withdrew: INTA gives its IR7 vector"
+      : "the slave 8259 signalled the cascade and withdrew; the CPU's INTR stays low (the " +
+        "master masks input 2, or a higher interrupt is in service)";
+  }
+
+  /**
+   * The pending request is lost on its way to the CPU (a "drop a due interrupt" fault): its
+   * IRR latch is cleared without an INTA, so nothing goes in service and no EOI is owed.
+   *
+   * @returns the vector that was lost, or null when nothing was pending
+   */
+  discard(): number | null {
+    const master = this.#master;
+    if (this.#glitch) {
+      this.#glitch = false;
+      this.#intr.set(this.#masterOutput);
+    }
+    const irq = master.pendingIrq();
+    if (irq < 0) return null;
+    if (!this.#cascades(irq)) {
+      master.forget(irq);
+      return master.vectorBase + irq;
+    }
+    const slave = this.#slave;
+    const slaveIrq = slave.pendingIrq();
+    if (slaveIrq >= 0) slave.forget(slaveIrq);
+    master.forget(irq);
+    return slaveIrq >= 0 ? slave.vectorBase + slaveIrq : null;
+  }
+
+  /**
    * The vector {@linkcode Pic8259Pair.acknowledge} would return now, without acknowledging.
    *
    * @returns The vector, or `null` when INTR is low (nothing to deliver).
    */
   pendingVector(): number | null {
     const irq = this.#master.pendingIrq();
-    if (irq < 0) return null;
+    if (irq < 0) return this.#glitch ? this.#master.vectorBase + 7 : null;
     if (!this.#cascades(irq)) return this.#master.vectorBase + irq;
     const slaveIrq = this.#slave.pendingIrq();
     return this.#slave.vectorBase + (slaveIrq >= 0 ? slaveIrq : 7);
@@ -690,6 +767,7 @@ export class Pic8259Pair {
 
   /** Return both controllers and the ELCR to power-on state; `intr` follows. */
   reset(): void {
+    this.#glitch = false;
     this.elcr.reset();
     this.#slave.reset();
     this.#master.reset();
@@ -702,6 +780,9 @@ export class Pic8259Pair {
   // Master input 2 sees the slave's INT, ORed with whatever drives the ISA IRQ2 line.
   #driveCascade(): void {
     const line = this.#inputs?.[PIC_CASCADE_INPUT];
-    this.#master.setInput(PIC_CASCADE_INPUT, this.#slaveOutput || (line?.level ?? false));
+    this.#master.setInput(
+      PIC_CASCADE_INPUT,
+      this.#slaveOutput || this.#slaveGlitch || (line?.level ?? false),
+    );
   }
 }

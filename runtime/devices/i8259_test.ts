@@ -610,3 +610,68 @@ Deno.test("Pic8259Pair survives random register writes, line changes and INTA cy
     }
   }
 });
+
+// -- timeline events and faults: spurious requests, lost requests ---------------------------
+
+Deno.test("Pic8259Pair.spurious(7) raises INTR and answers IR7 with no ISR bit set", () => {
+  const p = setup();
+  initLinux(p);
+  p.outb(MASTER + 1, 0xff); // even with every line masked: nothing stands behind the INT
+  p.pic.spurious(7);
+  assert.equal(p.intr.level, true);
+  assert.equal(p.pic.pendingVector(), 0x27);
+  assert.equal(p.pic.acknowledge(), 0x27);
+  assert.equal(p.intr.level, false);
+  assert.equal(readIsr(p, MASTER), 0);
+});
+
+Deno.test("Pic8259Pair.spurious(7) yields to a real request pending at INTA", () => {
+  const p = setup();
+  initLinux(p);
+  p.outb(MASTER + 1, 0x00);
+  p.pic.spurious(7);
+  p.pic.input(1).pulse();
+  assert.equal(p.pic.acknowledge(), 0x21);
+  assert.equal(p.intr.level, false, "the glitch was consumed by the INTA cycle");
+});
+
+Deno.test("Pic8259Pair.spurious(15) sets the master's cascade ISR bit and answers the slave's IR7", () => {
+  const p = setup();
+  initLinux(p);
+  p.outb(MASTER + 1, ~0x04 & 0xff); // cascade unmasked, as Linux leaves it
+  p.outb(SLAVE + 1, 0xff);
+  assert.match(p.pic.spurious(15), /INTA gives its IR7 vector/);
+  assert.equal(p.intr.level, true);
+  assert.equal(p.pic.acknowledge(), 0x2f);
+  assert.equal(readIsr(p, MASTER), 0x04);
+  assert.equal(readIsr(p, SLAVE), 0);
+  eoi(p, MASTER);
+  assert.equal(readIsr(p, MASTER), 0);
+});
+
+Deno.test("Pic8259Pair.spurious(15) does not reach the CPU while the master masks the cascade", () => {
+  const p = setup();
+  initLinux(p);
+  p.outb(MASTER + 1, 0xff);
+  assert.match(p.pic.spurious(15), /INTR stays low/);
+  assert.equal(p.intr.level, false);
+  assert.throws(() => p.pic.spurious(3), RangeError);
+});
+
+Deno.test("Pic8259Pair.discard loses the pending request: no ISR bit, no EOI owed", () => {
+  const p = setup();
+  initLinux(p);
+  p.outb(MASTER + 1, 0x00);
+  p.outb(SLAVE + 1, 0x00);
+  p.pic.input(0).pulse();
+  assert.equal(p.pic.discard(), 0x20);
+  assert.equal(p.intr.level, false);
+  assert.equal(readIsr(p, MASTER), 0);
+  p.pic.input(12).pulse();
+  assert.equal(p.pic.discard(), 0x2c);
+  assert.equal(readIsr(p, MASTER) | readIsr(p, SLAVE), 0);
+  assert.equal(p.pic.discard(), null, "nothing pending");
+  // The next edge on the same line is delivered as usual.
+  p.pic.input(0).pulse();
+  assert.equal(p.pic.acknowledge(), 0x20);
+});

@@ -43,8 +43,10 @@
  * @module
  */
 import { type BootOptions, GuestFailureError, SerialConsole } from "../vm.ts";
-import type { MachineEvent, ToMachine } from "../machine_protocol.ts";
-import { durationNs, memoryBytes } from "../duration.ts";
+import type { AppliedEvent, MachineEvent, ToMachine } from "../machine_protocol.ts";
+import { type Duration, durationNs, memoryBytes } from "../duration.ts";
+import { consoleLimits, ConsoleWatch } from "../console_watch.ts";
+import type { FaultPlan } from "../fault_plan.ts";
 import { emptyStats, type FailureKind, type FailureReport, type RunResult } from "../run_result.ts";
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
 import { resolveDisks } from "../disk/disk_options.ts";
@@ -209,6 +211,34 @@ interface Deadline {
   at: number | null;
 }
 
+/** A timeline event waiting for its guest time. */
+interface TimelineEntry {
+  event: MachineEvent;
+  /** Guest time it is due at; null until the clock was sampled after a relative one was set. */
+  at: number | null;
+  afterNs: number;
+  resolve: (applied: AppliedEvent) => void;
+}
+
+/** What the QEMU backend says about an event kind it cannot do. */
+const QEMU_CANNOT: Record<string, string> = {
+  irq: "QEMU has no interface to drive an ISA interrupt line from outside",
+  spurious: "QEMU has no interface to make the 8259 answer with a spurious vector",
+  timer: "QEMU's virtual clock cannot be held back or advanced from outside",
+  disk: "QEMU's blkdebug takes its rules when the drive is opened, not at a guest time",
+  nic: "QEMU's socket netdev has no interface to drop, corrupt or inject frames",
+};
+
+/** What the QEMU backend says about a fault it cannot do. */
+const QEMU_CANNOT_FAULT: Record<string, string> = {
+  "port-garbage": "port reads are answered inside QEMU",
+  "kill-guest": "QEMU has no traps to count; kill-guest with `at` kills the QEMU process",
+  "fail-host-mmap": "QEMU makes no host mappings per guest page",
+  "duplicate-interrupt": "QEMU delivers interrupts inside its CPU loop",
+  "drop-interrupt": "QEMU delivers interrupts inside its CPU loop",
+  "delay-interrupts": "QEMU delivers interrupts inside its CPU loop",
+};
+
 interface EndCause {
   kind: FailureKind | "guest-reset";
   message: string;
@@ -259,14 +289,29 @@ export class QemuVm implements ScenarioVm {
   #wake: (() => void) | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #quitTimer: ReturnType<typeof setTimeout> | undefined;
+  #timeline: TimelineEntry[] = [];
+  readonly #eventLog: AppliedEvent[] = [];
+  #killAt: number[] = [];
+  #killedByPlan: string | null = null;
+  #consoleWatch: ConsoleWatch;
 
-  private constructor(child: Deno.ChildProcess, dir: string, arch: QemuArch, runLimitNs: number) {
+  private constructor(
+    child: Deno.ChildProcess,
+    dir: string,
+    arch: QemuArch,
+    runLimitNs: number,
+    watch: ConsoleWatch,
+  ) {
     this.#child = child;
     this.#dir = dir;
     this.arch = arch;
     this.#runLimitNs = runLimitNs;
+    this.#consoleWatch = watch;
     this.#stdin = child.stdin.getWriter();
-    this.console = new SerialConsole((m) => this.#fromConsole(m));
+    this.console = new SerialConsole(
+      (m) => this.#fromConsole(m),
+      (event, afterNs) => this.#schedule(event, null, afterNs),
+    );
     live.add(child);
     if (!unloadHooked) {
       unloadHooked = true;
@@ -292,6 +337,15 @@ export class QemuVm implements ScenarioVm {
       await this.#qmp?.closed;
       const log = await Deno.readTextFile(`${dir}/qemu.log`).catch(() => "");
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      for (const t of this.#timeline) {
+        t.resolve({
+          guestNs: this.#guestNs,
+          kind: t.event.kind,
+          detail: "the run ended before the event's time",
+          outcome: "rejected",
+        });
+      }
+      this.#timeline = [];
       const r = this.#classify(status, log);
       this.console.end(
         r.outcome === "failure"
@@ -352,7 +406,14 @@ export class QemuVm implements ScenarioVm {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw e;
     }
-    const vm = new QemuVm(child, dir, arch, durationNs(options.timeout ?? "60s"));
+    const vm = new QemuVm(
+      child,
+      dir,
+      arch,
+      durationNs(options.timeout ?? "60s"),
+      new ConsoleWatch(consoleLimits(options.failOn, options.consoleFlood)),
+    );
+    vm.#planFaults(options.faults ?? []);
     vm.logs.push(
       `${binary} ${args.map((a) => /[\s"']/.test(a) ? JSON.stringify(a) : a).join(" ")}`,
       ...diskNotes,
@@ -373,20 +434,6 @@ export class QemuVm implements ScenarioVm {
     }
     vm.#clockLoop();
     return vm;
-  }
-
-  /**
-   * Applies a timeline event: serial text goes to COM1; other kinds (IRQ lines, disk faults)
-   * have no QEMU equivalent at a guest time and are logged as skipped.
-   *
-   * @param event what happens
-   */
-  inject(event: MachineEvent): void {
-    if (event.kind === "serial" && typeof event.text === "string") {
-      this.console.send(event.text);
-      return;
-    }
-    this.logs.push(`skipped on the QEMU backend: ${JSON.stringify(event)}`);
   }
 
   /** QEMU's pid (0 once it could not be started). */
@@ -434,6 +481,101 @@ export class QemuVm implements ScenarioVm {
     return this.#result;
   }
 
+  // --- timeline and faults ---------------------------------------------------------------------
+
+  /**
+   * Puts an event on the timeline. Only "serial" is something QEMU can do from outside (bytes on
+   * COM1's chardev, at the first clock sample at or past the event's guest time); every other
+   * kind is recorded as skipped, with why, and never faked.
+   *
+   * @param time guest time since boot
+   * @param event the event
+   * @returns the event as applied or skipped
+   */
+  at(time: Duration, event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, durationNs(time), 0);
+  }
+
+  /**
+   * Applies an event now (see {@link at}).
+   *
+   * @param event the event
+   * @returns the event as applied or skipped
+   */
+  inject(event: MachineEvent): Promise<AppliedEvent> {
+    return this.#schedule(event, null, 0);
+  }
+
+  #log(kind: string, detail: string, outcome: AppliedEvent["outcome"]): AppliedEvent {
+    const e: AppliedEvent = { guestNs: this.#guestNs, kind, detail, outcome };
+    this.#eventLog.push(e);
+    if (outcome !== "applied") this.logs.push(`event ${kind}: ${detail}`);
+    return e;
+  }
+
+  #schedule(event: MachineEvent, atNs: number | null, afterNs: number): Promise<AppliedEvent> {
+    if (this.#ended || this.#cause) {
+      return Promise.resolve({
+        guestNs: this.#guestNs,
+        kind: event.kind,
+        detail: "the run has ended",
+        outcome: "rejected",
+      });
+    }
+    if (event.kind !== "serial") {
+      const why = QEMU_CANNOT[event.kind] ?? "the kind is not known to the QEMU backend";
+      return Promise.resolve(
+        this.#log(event.kind, `skipped: not supported by qemu backend (${why})`, "skipped"),
+      );
+    }
+    if (atNs === null && afterNs === 0) return Promise.resolve(this.#apply(event));
+    return new Promise((resolve) => {
+      this.#timeline.push({ event, at: atNs, afterNs, resolve });
+      this.#kick();
+    });
+  }
+
+  #apply(event: MachineEvent): AppliedEvent {
+    const text = typeof event.text === "string" ? event.text : "";
+    this.#stdin.write(new TextEncoder().encode(text)).catch(() => {});
+    return this.#log(event.kind, JSON.stringify(text), "applied");
+  }
+
+  /** Applies the timeline events due at the last clock sample, in time order. */
+  #runTimeline(): void {
+    for (const t of this.#timeline) if (t.at === null) t.at = this.#guestNs + t.afterNs;
+    const due = this.#timeline.filter((t) => t.at! <= this.#guestNs).sort((a, b) => a.at! - b.at!);
+    if (due.length === 0) return;
+    this.#timeline = this.#timeline.filter((t) => !due.includes(t));
+    for (const t of due) t.resolve(this.#apply(t.event));
+  }
+
+  /** The fault plan on QEMU: kill-guest at a guest time kills QEMU; the rest are skipped. */
+  #planFaults(plan: FaultPlan): void {
+    for (const f of plan) {
+      if (f.fault === "kill-guest" && f.at !== undefined) {
+        this.#killAt.push(durationNs(f.at));
+        continue;
+      }
+      this.#log(
+        "fault",
+        `${f.fault}: skipped: not supported by qemu backend (${QEMU_CANNOT_FAULT[f.fault]})`,
+        "skipped",
+      );
+    }
+  }
+
+  #checkKill(): void {
+    const at = this.#killAt.find((t) => t <= this.#guestNs);
+    if (at === undefined) return;
+    this.#killAt = [];
+    this.#killedByPlan = `kill-guest: SIGKILL to QEMU at guest time ${
+      (this.#guestNs / 1e6).toFixed(1)
+    } ms`;
+    this.#log("fault", this.#killedByPlan, "applied");
+    this.#kill();
+  }
+
   // --- console ---------------------------------------------------------------------------------
 
   #fromConsole(m: ToMachine): void {
@@ -461,7 +603,11 @@ export class QemuVm implements ScenarioVm {
   async #pumpStdout(): Promise<void> {
     const decoder = new TextDecoder();
     for await (const chunk of this.#child.stdout) {
-      this.console.output(decoder.decode(chunk, { stream: true }), this.#guestNs);
+      const text = decoder.decode(chunk, { stream: true });
+      this.console.output(text, this.#guestNs);
+      const verdict = this.#consoleWatch.count(chunk.length, this.#guestNs) ??
+        this.#consoleWatch.scan(text);
+      if (verdict) this.#finish({ kind: verdict.kind, message: verdict.message });
     }
     const rest = decoder.decode();
     if (rest) this.console.output(rest, this.#guestNs);
@@ -495,7 +641,9 @@ export class QemuVm implements ScenarioVm {
       if (this.#ended || this.#cause) break;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        this.#timer = setTimeout(resolve, this.#deadlines.length ? POLL_MS : IDLE_POLL_MS);
+        const busy = this.#deadlines.length > 0 || this.#timeline.length > 0 ||
+          this.#killAt.length > 0;
+        this.#timer = setTimeout(resolve, busy ? POLL_MS : IDLE_POLL_MS);
       });
       clearTimeout(this.#timer);
       this.#wake = null;
@@ -542,7 +690,7 @@ export class QemuVm implements ScenarioVm {
     const s = await this.#sample();
     if (!s || this.#cause) return;
     const hostNow = performance.now();
-    const blocked = this.#waiting || this.#deadlines.length > 0;
+    const blocked = this.#waiting || this.#deadlines.length > 0 || this.#timeline.length > 0;
     if (!blocked) {
       // Idle time while the scenario is not blocked on guest time does not count towards the
       // run's limit: QEMU's RTC keeps a timer armed up to a day ahead, which ring3's does not,
@@ -560,13 +708,18 @@ export class QemuVm implements ScenarioVm {
         this.#finish(haltedForGood(regs));
         return;
       }
-      if (s.virtualNs !== this.#lastVirtualNs) this.#frozenSince = hostNow;
+      // A CPU that is not in hlt was only not scheduled by a loaded host: its clock has not
+      // stopped, it has not run yet.
+      if (s.virtualNs !== this.#lastVirtualNs || !regs?.halted) this.#frozenSince = hostNow;
       else if (hostNow - this.#frozenSince >= FROZEN_MS) this.#jumpIdle();
     } else {
       this.#frozenSince = hostNow;
     }
     this.#lastIcount = s.icount;
     this.#lastVirtualNs = s.virtualNs;
+    this.#runTimeline();
+    this.#checkKill();
+    if (this.#cause || this.#ended) return;
     const due = this.#deadlines.filter((d) => d.at !== null && d.at <= this.#guestNs);
     if (due.length) {
       this.#deadlines = this.#deadlines.filter((d) => !due.includes(d));
@@ -595,7 +748,8 @@ export class QemuVm implements ScenarioVm {
 
   /** A halted CPU with no timer armed: guest time jumps to the next deadline, as in ring3. */
   #jumpIdle(): void {
-    const ats = this.#deadlines.flatMap((d) => d.at === null ? [] : [d.at]);
+    const ats = [...this.#deadlines, ...this.#timeline].flatMap((d) => d.at === null ? [] : [d.at]);
+    ats.push(...this.#killAt);
     if (this.#waiting) ats.push(this.#limitAt());
     if (!ats.length) return;
     const next = Math.min(...ats);
@@ -645,7 +799,11 @@ export class QemuVm implements ScenarioVm {
   }
 
   #classify(status: Deno.CommandStatus, log: string): RunResult {
-    const stats = emptyStats({ guestNs: this.#guestNs, hostMs: performance.now() - this.#t0 });
+    const stats = emptyStats({
+      guestNs: this.#guestNs,
+      hostMs: performance.now() - this.#t0,
+      events: [...this.#eventLog],
+    });
     const qemuError = /^qemu(-system-\w+)?: .*$/m.exec(this.#stderr)?.[0];
     // isa-debug-exit: QEMU exits with ((v << 1) | 1) & 0xff, always odd. Status 1 is also how
     // QEMU fails; its message on stderr tells the two apart.
@@ -667,6 +825,12 @@ export class QemuVm implements ScenarioVm {
       }
       return { outcome: "failure", failure, stats };
     };
+    if (this.#killedByPlan !== null && !this.#cause) {
+      return fail(
+        "guest-died",
+        `the QEMU process was killed by the fault plan (${this.#killedByPlan})`,
+      );
+    }
     const c = this.#cause;
     if (c?.kind === "guest-reset" || (!c && status.code === 0 && status.signal === null)) {
       // -no-reboot turns a reset into a shutdown; QEMU logs "Triple fault" (-d cpu_reset) when

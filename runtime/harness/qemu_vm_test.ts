@@ -299,3 +299,62 @@ Deno.test("qemu drives: IDE at the disk's index, overlays with snapshot=on, faul
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+qemuTest(
+  "serial events apply at their guest time on QEMU; what QEMU cannot do is skipped",
+  async () => {
+    const vm = await QemuVm.start({
+      kernel: "fixtures/build/minios.elf",
+      faults: [{ fault: "drop-interrupt" }, { fault: "port-garbage", port: 0x3f8 }],
+    });
+    try {
+      await vm.console.expect("minios$ ", { timeout: "5s" });
+      const start = vm.guestNs;
+      const typed = await vm.at(`${start / 1e6 + 500}ms`, { kind: "serial", text: "clock\r" });
+      assert.equal(typed.outcome, "applied");
+      assert.ok(typed.guestNs >= start + 500e6, `${typed.guestNs} ns`);
+      const m = await vm.console.expect(/clock: ticks=\d+ tsc-ms=(\d+)\n/);
+      assert.ok(Number(m[1]) >= (start + 500e6) / 1e6 - 20, `the guest read ${m[1]} ms`);
+      for (const event of [{ kind: "irq", line: 4 }, { kind: "spurious" }, { kind: "timer" }]) {
+        const e = await vm.inject(event);
+        assert.equal(e.outcome, "skipped");
+        assert.match(e.detail, /^skipped: not supported by qemu backend \(QEMU/);
+      }
+      await vm.console.type("irqs\r", { interval: "5ms" });
+      await vm.console.expect(/irqs: timer=\d+/);
+    } finally {
+      const r = await vm.stop();
+      const log = r.stats.events ?? [];
+      assert.deepEqual(
+        log.filter((e) => e.outcome === "skipped").map((e) => e.kind),
+        ["fault", "fault", "irq", "spurious", "timer"],
+      );
+      assert.ok(log.some((e) => e.kind === "serial" && e.detail === '"\\r"'), "type() paces bytes");
+    }
+  },
+);
+
+qemuTest("kill-guest at a guest time kills QEMU: guest-died, nothing left running", async () => {
+  const vm = await QemuVm.start({ kernel: SPIN, faults: [{ fault: "kill-guest", at: "200ms" }] });
+  const pid = vm.pid;
+  const r = await vm.result();
+  assert.equal(r.outcome === "failure" && r.failure.kind, "guest-died");
+  assert.match(r.outcome === "failure" ? r.failure.message : "", /killed by the fault plan/);
+  assert.ok(r.stats.guestNs >= 200e6);
+  if (LINUX) assert.equal(hostProcess(pid), null);
+});
+
+qemuTest("a console flood and a panic line end a QEMU run classified", async () => {
+  const flood = await QemuVm.start({
+    kernel: SPIN,
+    cmdline: "mode=flood",
+    timeout: "20s",
+    consoleFlood: { bytes: 64 * 1024, window: "1s" },
+  });
+  const r = await flood.result();
+  assert.equal(r.outcome === "failure" && r.failure.kind, "console-flood");
+  const panic = await QemuVm.start({ kernel: SPIN, cmdline: "mode=panic", timeout: "20s" });
+  const p = await panic.result();
+  assert.equal(p.outcome === "failure" && p.failure.kind, "panic");
+  assert.ok(p.stats.guestNs < 20e9);
+});

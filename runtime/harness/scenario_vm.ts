@@ -4,10 +4,11 @@
  *
  * @module
  */
-import type { BootOptions, ExpectOptions } from "../vm.ts";
+import type { BootOptions, ExpectOptions, TypeOptions } from "../vm.ts";
+import type { Duration } from "../duration.ts";
+import type { AppliedEvent, MachineEvent } from "../machine_protocol.ts";
 import { Vm } from "../vm.ts";
 import type { RunResult } from "../run_result.ts";
-import type { MachineEvent } from "../machine_protocol.ts";
 import { QemuVm } from "./qemu_vm.ts";
 
 /** Which machine runs a scenario's kernels. */
@@ -35,6 +36,13 @@ export interface ScenarioConsole {
    */
   send(text: string | Uint8Array): void;
   /**
+   * Types text one character at a time, paced in guest time.
+   *
+   * @param text characters
+   * @param options the guest time between characters (default "10ms")
+   */
+  type(text: string, options?: TypeOptions): Promise<void>;
+  /**
    * Calls `listener` with each chunk of output and the guest time it was seen at.
    *
    * @param listener receives text and guest nanoseconds
@@ -53,13 +61,6 @@ export interface ScenarioVm {
   /** Which backend runs it. */
   readonly backend: Backend;
   /**
-   * Applies a timeline event now (see {@link MachineEvent}). A backend that cannot apply a
-   * kind says so in {@link logs} ("skipped on the QEMU backend: …") instead.
-   *
-   * @param event what happens
-   */
-  inject(event: MachineEvent): void;
-  /**
    * Waits for the guest to exit through isa-debug-exit.
    *
    * @returns the exit status, (v << 1) | 1
@@ -67,6 +68,22 @@ export interface ScenarioVm {
   exit(): Promise<number>;
   /** How the run ended; resolves when it does. */
   result(): Promise<RunResult>;
+  /**
+   * Puts an event on the timeline at a guest time since boot.
+   *
+   * @param time guest time since boot
+   * @param event the event (see {@link MachineEvent} for the kinds)
+   * @returns the event as applied: "applied", "rejected", or "skipped" on a backend that
+   *   cannot do it (QEMU cannot inject interrupts or hold timers: reported, never faked)
+   */
+  at(time: Duration, event: MachineEvent): Promise<AppliedEvent>;
+  /**
+   * Applies an event now.
+   *
+   * @param event the event
+   * @returns the event as applied (see {@link at})
+   */
+  inject(event: MachineEvent): Promise<AppliedEvent>;
   /**
    * Ends the run now and waits for the end.
    *

@@ -30,6 +30,7 @@ import {
   type Reporter,
   type RunReport,
   type ScenarioReport,
+  skippedEventsLine,
 } from "./model.ts";
 
 /**
@@ -126,9 +127,13 @@ export function junitTestcase(s: ScenarioReport): string {
       time: seconds(s.durationMs),
     })
   }>`;
-  const body = [
-    `      <properties><property${attrs({ name: "description", value: s.title })}/></properties>`,
-  ];
+  // Events a backend skipped are properties too, so a CI view shows what a pass did not test.
+  const props = [`<property${attrs({ name: "description", value: s.title })}/>`];
+  for (const m of s.machines) {
+    const line = skippedEventsLine(m);
+    if (line) props.push(`<property${attrs({ name: "skipped-events", value: line })}/>`);
+  }
+  const body = [`      <properties>${props.join("")}</properties>`];
   if (s.status === "skipped") {
     body.push(`      <skipped${attrs({ message: s.skipReason ?? "" })}/>`);
   } else if (s.status === "failed") {

@@ -73,6 +73,8 @@ export interface MachineReport {
   transcript: string;
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   logs: string[];
+  /** The backend that ran it ("ring3" or "qemu"). */
+  backend?: string;
 }
 
 /** One scenario's report: what the JSON reporter prints and `report.json` holds. */
@@ -92,6 +94,31 @@ export interface ScenarioReport {
   machines: MachineReport[];
   /** This scenario's artifacts folder, when artifacts are written. */
   artifactsDir?: string;
+}
+
+/**
+ * One line naming the timeline events and faults a machine's backend skipped (it cannot do
+ * them), or null when it skipped none. Reporters print it under passed scenarios too: a pass
+ * with skipped events tested less, and says so.
+ *
+ * @param m the machine
+ * @returns "machine 1 (qemu) fixtures/build/minios.elf: 3 events skipped, not supported by the
+ *   qemu backend: irq ×2, fault drop-interrupt"
+ */
+export function skippedEventsLine(m: MachineReport): string | null {
+  const skipped = (m.result.stats.events ?? []).filter((e) => e.outcome === "skipped");
+  if (skipped.length === 0) return null;
+  const counts = new Map<string, number>();
+  for (const e of skipped) {
+    const name = e.kind === "fault" ? `fault ${e.detail.split(":")[0]}` : e.kind;
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  const what = [...counts].map(([k, n]) => n > 1 ? `${k} ×${n}` : k).join(", ");
+  const backend = m.backend ?? "this";
+  return `machine ${m.index}${m.backend ? ` (${m.backend})` : ""} ${m.kernel}: ${skipped.length} ` +
+    `event${
+      skipped.length === 1 ? "" : "s"
+    } skipped, not supported by the ${backend} backend: ${what}`;
 }
 
 /** Console lines a failure shows when nothing better is known. */
@@ -117,6 +144,7 @@ export function toScenarioReport(
     result: m.result,
     transcript: m.transcript,
     logs: m.logs ?? [],
+    ...(m.backend ? { backend: m.backend } : {}),
   }));
   const report: ScenarioReport = {
     id,

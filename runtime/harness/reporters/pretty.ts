@@ -16,7 +16,7 @@
  * @module
  */
 import { formatFailure } from "../../run_result.ts";
-import { countStatuses, type Reporter, type ScenarioReport } from "./model.ts";
+import { countStatuses, type Reporter, type ScenarioReport, skippedEventsLine } from "./model.ts";
 
 /**
  * One scenario's lines.
@@ -26,7 +26,10 @@ import { countStatuses, type Reporter, type ScenarioReport } from "./model.ts";
  */
 export function prettyScenario(s: ScenarioReport): string {
   const secs = (s.durationMs / 1000).toFixed(2);
-  if (s.status === "passed") return `ok - ${s.id}: ${s.title} (${secs}s)\n`;
+  const skipped = s.machines.flatMap((m) => skippedEventsLine(m) ?? []).map(indent);
+  if (s.status === "passed") {
+    return [`ok - ${s.id}: ${s.title} (${secs}s)`, ...skipped].join("\n") + "\n";
+  }
   if (s.status === "skipped") return `ok - ${s.id} # SKIP ${s.skipReason ?? ""}\n`;
   const lines = [`not ok - ${s.id}: ${s.title} (${secs}s)`];
   const f = s.failure;
@@ -44,6 +47,7 @@ export function prettyScenario(s: ScenarioReport): string {
       lines.push(indent(`machine ${m.index} ${m.kernel}: ${formatFailure(m.result.failure)}`));
     }
   }
+  lines.push(...skipped);
   if (s.artifactsDir) lines.push(indent(`artifacts: ${s.artifactsDir}`));
   return lines.join("\n") + "\n";
 }

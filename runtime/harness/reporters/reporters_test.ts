@@ -274,3 +274,50 @@ Deno.test("pretty: one line per scenario, failure details, summary", () => {
   // Name order: the first line is the first scenario's.
   assert.match(lines[0], /^not ok - asserts: /);
 });
+
+Deno.test("events a backend skipped show in pretty, TAP (read by tap-parser) and JUnit", () => {
+  const skippedRun = handRun();
+  const hello = skippedRun.scenarios.find((s) => s.id === "hello")!;
+  const m = hello.machines[0];
+  m.backend = "qemu";
+  m.result = {
+    ...m.result,
+    stats: {
+      ...m.result.stats,
+      events: [
+        { guestNs: 1, kind: "serial", detail: '"hi"', outcome: "applied" },
+        {
+          guestNs: 2,
+          kind: "irq",
+          detail: "skipped: not supported by qemu backend",
+          outcome: "skipped",
+        },
+        {
+          guestNs: 3,
+          kind: "irq",
+          detail: "skipped: not supported by qemu backend",
+          outcome: "skipped",
+        },
+        {
+          guestNs: 0,
+          kind: "fault",
+          detail: "drop-interrupt: skipped: not supported by qemu backend",
+          outcome: "skipped",
+        },
+      ],
+    },
+  };
+  const line = "machine 1 (qemu) fixtures/build/hello.elf: 3 events skipped, not supported by " +
+    "the qemu backend: irq ×2, fault drop-interrupt";
+  assert.ok(render(prettyReporter, skippedRun).includes(`ok - hello: hello echoes a line`));
+  assert.ok(render(prettyReporter, skippedRun).includes(`  ${line}\n`));
+  const { asserts, events } = parseTap(render(tapReporter, skippedRun));
+  assert.equal(asserts.find((a) => a.name.startsWith("hello"))?.ok, true, "still a pass");
+  assert.ok(events.some((e) => e[0] === "comment" && e[1] === `# ${line}\n`), "a TAP comment");
+  const doc = xml.parse(render(junitReporter, skippedRun));
+  const tc = doc.testsuites.testsuite[0].testcase.find((t: Json) => t.name === "hello");
+  assert.deepEqual(
+    tc.properties.property.map((p: Json) => [p.name, p.value]).slice(1),
+    [["skipped-events", line]],
+  );
+});

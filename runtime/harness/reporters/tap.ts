@@ -30,6 +30,7 @@ import {
   type Reporter,
   type RunInfo,
   type ScenarioReport,
+  skippedEventsLine,
 } from "./model.ts";
 
 /** A value the YAML writer can write. */
@@ -145,8 +146,10 @@ export function failureDiagnostics(s: ScenarioReport): { [key: string]: YamlValu
     lastConsoleLines: f?.lastConsoleLines ?? [],
     machines: s.machines.map((m) => ({
       kernel: m.kernel,
+      backend: m.backend,
       ended: describeResult(m.result),
       guestMs: m.result.stats.guestNs / 1e6,
+      skippedEvents: skippedEventsLine(m) ?? undefined,
     })),
     durationMs: round(s.durationMs),
     seed: s.seed,
@@ -169,7 +172,9 @@ export function tapScenario(s: ScenarioReport, index: number): string {
     return `ok ${n} - ${desc} # SKIP ${tapDescription(s.skipReason ?? "")}\n`;
   }
   const time = ` # time=${round(s.durationMs).toFixed(2)}ms`;
-  if (s.status === "passed") return `ok ${n} - ${desc}${time}\n`;
+  // Skipped events of a passed scenario: TAP comments, which consumers show and do not count.
+  const skipped = s.machines.flatMap((m) => skippedEventsLine(m) ?? []).map((l) => `# ${l}`);
+  if (s.status === "passed") return [`ok ${n} - ${desc}${time}`, ...skipped].join("\n") + "\n";
   const yaml = yamlLines(failureDiagnostics(s), 2);
   return [`not ok ${n} - ${desc}${time}`, "  ---", ...yaml, "  ..."].join("\n") + "\n";
 }
