@@ -9,7 +9,7 @@ import { type LibcSymbols, openLibc } from "./host/libc.ts";
 import { createSharedMemory, type SharedMemory } from "./host/memfd.ts";
 import { HostError } from "./host/host_error.ts";
 import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "./host/layouts.ts";
-import { PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
+import { GuestProcessGoneError, PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
 import { STUB } from "./tracer/stub_image.ts";
 import { PhysicalMemory } from "./memory/physical_memory.ts";
 import { PagedMemory } from "./memory/paged_memory.ts";
@@ -471,7 +471,8 @@ export class Machine {
         this.#shutdown();
         return Promise.reject(e);
       }
-      this.#fail("host-error", e.message);
+      if (e instanceof GuestProcessGoneError) this.#fail("guest-died", e.message);
+      else this.#fail("host-error", e.message);
     }
     this.#flushConsole();
     this.#shutdown();

@@ -318,7 +318,7 @@ export class PtraceProcess {
     for (let guard = 0; guard < 64 && result === undefined; guard++) {
       const kind = this.#wait();
       if (kind === StopKind.Gone) {
-        throw new HostError("injected syscall", 0, `guest process died during syscall ${nr}`);
+        throw new GuestProcessGoneError(nr, this.stop.exitStatus);
       }
       if (kind === StopKind.Fault && this.stop.signal === SIG.TRAP) {
         const rip = this.regs.get64(REG.rip);
@@ -449,4 +449,25 @@ export function allowedCpus(libc: LibcSymbols): number[] {
   const cpus: number[] = [];
   for (let i = 0; i < 1024; i++) if (mask[i >> 3] & (1 << (i & 7))) cpus.push(i);
   return cpus;
+}
+
+/**
+ * The guest process ended while the tracer was running a host syscall in it (a SIGKILL from
+ * outside, the fault plan's kill-guest): the guest died, the host did not fail.
+ */
+export class GuestProcessGoneError extends HostError {
+  override name = "GuestProcessGoneError";
+  /**
+   * @param syscall the injected syscall's number
+   * @param exitStatus the process's exit status, or -signal
+   */
+  constructor(readonly syscall: number, readonly exitStatus: number) {
+    super(
+      "injected syscall",
+      0,
+      `guest process ended (${
+        exitStatus < 0 ? `signal ${-exitStatus}` : `status ${exitStatus}`
+      }) during host syscall ${syscall}`,
+    );
+  }
 }
