@@ -15,6 +15,8 @@ import { PhysicalMemory } from "./memory/physical_memory.ts";
 import { PagedMemory } from "./memory/paged_memory.ts";
 import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
 import { PF_ERROR } from "./memory/page_walk.ts";
+import type { TranslationControls } from "./memory/translate.ts";
+import { RING3_CPU } from "./cpu/cpu_model.ts";
 import { CR0, MSR } from "./cpu/x86.ts";
 import { Emulator, Exit } from "./cpu/emulator.ts";
 import { VcpuState } from "./cpu/vcpu_state.ts";
@@ -43,6 +45,26 @@ const TIMER_CHECK_STOPS = 32;
 /** siginfo si_code of a single-step SIGTRAP. */
 const TRAP_TRACE = 2;
 const CR4_PSE = 1 << 4;
+const CR4_PAE = 1 << 5;
+const EFER_NXE = 1n << 11n;
+/**
+ * The first linear address a guest cannot have: the tracer stub lives there, and above it the
+ * stub's stack, the vDSO and the host kernel's half.
+ */
+const GUEST_LINEAR_LIMIT = Number(STUB.BASE);
+
+/** The paging controls of the vCPU, as the page walkers take them. */
+function pagingControlsOf(s: VcpuState): TranslationControls & { enabled: boolean } {
+  return {
+    enabled: (s.cr0 & CR0.PG) !== 0,
+    mode: s.longMode ? "4-level" : (s.cr4 & CR4_PAE) ? "pae" : "32-bit",
+    cr3: s.cr3,
+    writeProtect: (s.cr0 & CR0.WP) !== 0,
+    pse: (s.cr4 & CR4_PSE) !== 0,
+    nxe: (s.efer & EFER_NXE) !== 0n,
+    physBits: RING3_CPU.physBits,
+  };
+}
 
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
@@ -129,16 +151,15 @@ export class Machine {
     );
     const physical = new PhysicalMemory(ram.bytes);
     this.#physical = physical;
-    this.#kernelSpace = new ShadowSpace(processMapper(proc, () => this.#faults), false);
+    this.#kernelSpace = new ShadowSpace(
+      processMapper(proc, () => this.#faults),
+      false,
+      GUEST_LINEAR_LIMIT,
+    );
     const state = this.state;
     const memory = new PagedMemory(
       physical,
-      () => ({
-        enabled: (state.cr0 & CR0.PG) !== 0,
-        cr3: state.cr3,
-        writeProtect: (state.cr0 & CR0.WP) !== 0,
-        pse: (state.cr4 & CR4_PSE) !== 0,
-      }),
+      () => pagingControlsOf(state),
       () => state.cpl === 3,
     );
     const bus = new IoBus({ log: (m) => hooks.log(m) });
@@ -390,11 +411,7 @@ export class Machine {
         if (this.#pagingMirrored && proc.stop.signal === SIG.SEGV) {
           const si = proc.loadSigInfo();
           if (si.code !== SI_CODE.KERNEL) {
-            exit = this.#shadowFault(
-              si.addrLow,
-              si.addrHigh !== 0,
-              si.code === SI_CODE.SEGV_ACCERR,
-            );
+            exit = this.#shadowFault(si.addrLow, si.addrHigh, si.code === SI_CODE.SEGV_ACCERR);
             break;
           }
         }
@@ -404,7 +421,10 @@ export class Machine {
         exit = this.#emu.handleSyscall(
           proc.regs,
           proc.regs.get32(REG.orig_rax),
-          proc.regs.ripAbove4G,
+          state.code64
+            ? proc.regs.ripHigh * 2 ** 32 + proc.regs.eip >= GUEST_LINEAR_LIMIT
+            : proc.regs.ripAbove4G,
+          proc.regs.u32[2 * REG.orig_rax + 1],
         );
         break;
       case StopKind.Signal:
@@ -473,19 +493,32 @@ export class Machine {
    * A host fault on an address with paging on: map the page if the guest's tables allow the
    * access, else deliver the guest's own #PF.
    */
-  #shadowFault(addr: number, above4G: boolean, onMapped: boolean): Exit {
+  #shadowFault(addrLow: number, addrHigh: number, onMapped: boolean): Exit {
     const regs = this.#proc.regs;
-    if (above4G) {
+    const rip = regs.ripHigh * 2 ** 32 + regs.eip;
+    if (addrHigh !== 0 && !this.state.longMode) {
       this.#fail(
         "unmapped-memory",
         `guest touched a host address above 4 GiB at eip 0x${regs.eip.toString(16)}`,
       );
       return Exit.Fatal;
     }
+    const addr = addrHigh * 2 ** 32 + addrLow;
     const space = this.#activeSpace();
-    // A fault on a page we mapped read-only can only be a write.
-    const write = onMapped && space.mappedReadOnly(addr);
-    const r = space.fill(this.#physical, this.#pagingControls(), addr, write);
+    // A fault at rip on a page mapped without execute rights is a fetch (NX); otherwise a
+    // fault on a page we mapped read-only can only be a write.
+    const fetch = addr === rip && (!onMapped || space.mappedNoExec(addr));
+    const write = !fetch && onMapped && space.mappedReadOnly(addr);
+    const r = space.fill(this.#physical, this.#pagingControls(), addr, write, fetch);
+    if (r.kind === "unmappable") {
+      this.#fail(
+        "unsupported-mode",
+        `guest linear address 0x${addr.toString(16)} (rip 0x${rip.toString(16)}) lies at or ` +
+          `above 0x${r.limit.toString(16)}, where the host process keeps the tracer stub and ` +
+          `the host kernel: ring3 gives a 64-bit guest the low half below that`,
+      );
+      return Exit.Fatal;
+    }
     if (r.kind === "mapped") {
       this.#pageFaultsMapped++;
       return Exit.Resume;
@@ -501,17 +534,12 @@ export class Machine {
       );
       return Exit.Fatal;
     }
-    const w = write || this.#emu.writesMemoryAt(regs.eip) ? PF_ERROR.W : 0;
+    const w = !fetch && (write || this.#emu.writesMemoryAt(rip)) ? PF_ERROR.W : 0;
     return this.#emu.raisePageFault(regs, addr, r.errorCode | w);
   }
 
-  #pagingControls() {
-    const s = this.state;
-    return {
-      cr3: s.cr3,
-      writeProtect: (s.cr0 & CR0.WP) !== 0,
-      pse: (s.cr4 & CR4_PSE) !== 0,
-    };
+  #pagingControls(): TranslationControls {
+    return pagingControlsOf(this.state);
   }
 
   #activeSpace(): ShadowSpace {
@@ -564,7 +592,11 @@ export class Machine {
       });
       startClockTimer(p);
       this.#userProc = p;
-      this.#userSpace = new ShadowSpace(processMapper(p, () => this.#faults), true);
+      this.#userSpace = new ShadowSpace(
+        processMapper(p, () => this.#faults),
+        true,
+        GUEST_LINEAR_LIMIT,
+      );
     }
     return this.#userProc;
   }

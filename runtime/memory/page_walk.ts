@@ -3,7 +3,8 @@
  * two levels, 4 KiB pages, 4 MiB pages with CR4.PSE, U/S and R/W checked at both levels,
  * CR0.WP for supervisor writes, accessed and dirty bits set as the walk goes.
  *
- * PAE and 4-level paging are not walked yet; the caller refuses to enable them.
+ * PAE and 4-level paging are walked by page_walk_pae.ts and page_walk_long.ts; translate.ts
+ * picks the walker for the guest's paging mode.
  *
  * @module
  */
@@ -44,6 +45,8 @@ export interface Translation {
   user: boolean;
   /** Whether the page's dirty bit is set (after this walk). */
   dirty: boolean;
+  /** Whether instructions may be fetched from the page (false only with XD under EFER.NXE). */
+  executable: boolean;
 }
 
 /** Physical memory as the walker needs it. */
@@ -101,6 +104,7 @@ export function walk32(
       writable: writeOk || (!access.user && !c.writeProtect),
       user: userOk,
       dirty: ((pde | set) & PTE.D) !== 0,
+      executable: true,
     };
   }
   const pteAddr = ((pde & 0xfffff000) + (((la >>> 12) & 0x3ff) << 2)) >>> 0;
@@ -123,5 +127,6 @@ export function walk32(
     writable: writeOk || (!access.user && !c.writeProtect),
     user: userOk,
     dirty: ((pte | set) & PTE.D) !== 0,
+    executable: true,
   };
 }

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { type PagingControls, type PhysicalAccess, walk32 } from "./page_walk.ts";
+import type { PhysicalAccess } from "./page_walk.ts";
+import { translate, type TranslationControls } from "./translate.ts";
 
 /** Host memory protection bits (mmap). */
 export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
@@ -31,7 +32,12 @@ export type FillResult =
   /** The guest's tables forbid the access: deliver #PF with this error code. */
   | { kind: "guest-fault"; errorCode: number }
   /** The translation leads outside guest RAM (a device, or nothing). */
-  | { kind: "outside-ram"; physical: number };
+  | { kind: "outside-ram"; physical: number }
+  /**
+   * The guest's tables allow the access, but the host cannot map that linear address in the
+   * guest process (the tracer stub or the host kernel lives there).
+   */
+  | { kind: "unmappable"; linear: number; limit: number };
 
 /** One host address space's shadow of the guest's page tables. */
 export class ShadowSpace {
@@ -39,12 +45,21 @@ export class ShadowSpace {
   readonly #mapped = new Map<number, number>();
   /** Host mapping calls made, for the bench's counts. */
   hostCalls = 0;
+  /** Lowest and highest-plus-one mapped linear address since the last full flush. */
+  #low = Infinity;
+  #high = 0;
 
   /**
    * @param mapper changes the host process's mappings
    * @param userOnly whether this space runs guest user mode (CPL 3) and so holds only U pages
+   * @param limit the first linear address the host process cannot give to the guest (its own
+   *   stub, then the host kernel's half); a 64-bit guest's shadow mappings stay below it
    */
-  constructor(private readonly mapper: HostMapper, readonly userOnly: boolean) {}
+  constructor(
+    private readonly mapper: HostMapper,
+    readonly userOnly: boolean,
+    readonly limit: number = 2 ** 47,
+  ) {}
 
   /** Number of pages mapped now. */
   get size(): number {
@@ -58,14 +73,23 @@ export class ShadowSpace {
    * @param c paging controls
    * @param linear faulting address
    * @param write whether the access is known to be a write (a fault on a read-only mapping)
+   * @param fetch whether the access is an instruction fetch (the fault address is the rip)
    * @returns what happened
    */
-  fill(mem: PhysicalAccess, c: PagingControls, linear: number, write: boolean): FillResult {
-    const page = (linear & ~0xfff) >>> 0;
-    const t = walk32(mem, c, linear, { write, user: this.userOnly });
+  fill(
+    mem: PhysicalAccess,
+    c: TranslationControls,
+    linear: number,
+    write: boolean,
+    fetch = false,
+  ): FillResult {
+    const page = linear - (linear % 0x1000);
+    if (page + 0x1000 > this.limit) return { kind: "unmappable", linear, limit: this.limit };
+    const t = translate(mem, c, linear, { write, user: this.userOnly, fetch });
     if ("fault" in t) return { kind: "guest-fault", errorCode: t.fault };
     if (t.frame + 0x1000 > mem.size) return { kind: "outside-ram", physical: t.physical };
-    const prot = PROT.READ | PROT.EXEC | (t.writable && t.dirty ? PROT.WRITE : 0);
+    const prot = PROT.READ | (t.executable ? PROT.EXEC : 0) |
+      (t.writable && t.dirty ? PROT.WRITE : 0);
     const had = this.#mapped.get(page);
     this.hostCalls++;
     if (had === undefined) this.mapper.map(page, 0x1000, prot, t.frame);
@@ -76,26 +100,39 @@ export class ShadowSpace {
       this.mapper.map(page, 0x1000, prot, t.frame);
     }
     this.#mapped.set(page, prot);
+    if (page < this.#low) this.#low = page;
+    if (page + 0x1000 > this.#high) this.#high = page + 0x1000;
     return { kind: "mapped" };
   }
 
   /** Whether the page holding `linear` is mapped read-only here (so a fault there is a write). */
   mappedReadOnly(linear: number): boolean {
-    const prot = this.#mapped.get((linear & ~0xfff) >>> 0);
+    const prot = this.#mapped.get(linear - (linear % 0x1000));
     return prot !== undefined && (prot & PROT.WRITE) === 0;
   }
 
-  /** Drops every shadow mapping (CR3 or paging controls changed). */
+  /** Whether the page holding `linear` is mapped here without execute rights (NX). */
+  mappedNoExec(linear: number): boolean {
+    const prot = this.#mapped.get(linear - (linear % 0x1000));
+    return prot !== undefined && (prot & PROT.EXEC) === 0;
+  }
+
+  /**
+   * Drops every shadow mapping (CR3 or paging controls changed): one munmap of the span that
+   * holds everything mapped since the last flush, never more (the span never reaches the stub).
+   */
   flushAll(): void {
     if (this.#mapped.size === 0) return;
     this.#mapped.clear();
     this.hostCalls++;
-    this.mapper.unmap(0, 0x100000000);
+    this.mapper.unmap(this.#low, this.#high - this.#low);
+    this.#low = Infinity;
+    this.#high = 0;
   }
 
   /** Drops the mapping of one page (invlpg). */
   flushPage(linear: number): void {
-    const page = (linear & ~0xfff) >>> 0;
+    const page = linear - (linear % 0x1000);
     if (!this.#mapped.delete(page)) return;
     this.hostCalls++;
     this.mapper.unmap(page, 0x1000);
