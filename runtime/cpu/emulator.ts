@@ -364,7 +364,6 @@ export class Emulator {
   #emulateMmio(eip: number, physical: number): Exit {
     const d = this.decoder.decode(eip, this.#bits(), this.#fetch);
     const mmio = this.#mmio!;
-    const regs = this.#regs;
     const next = this.#advance(eip, d.length);
     const size = MMIO_SIZE.get(d.code);
     if (size === undefined) {
@@ -537,7 +536,6 @@ export class Emulator {
   }
 
   #dispatchFault(signal: number, siginfo: () => FaultInfo): Exit {
-    const regs = this.#regs;
     const eip = this.#rip();
     switch (signal) {
       case SIGNAL.SEGV: {
@@ -1135,7 +1133,6 @@ export class Emulator {
   }
 
   #emulateMov(d: DecodedInstruction, next: number): Exit {
-    const regs = this.#regs;
     const dst = registerInfo(d.op0Register);
     const src = registerInfo(d.op1Register);
     if (dst.kind === "sreg") {
