@@ -1,0 +1,66 @@
+/**
+ * End-to-end tests of long mode: the 64-bit fixture kernel enters long mode from its Multiboot
+ * entry and runs its self-test (kernel checks, then user tasks: page faults, #DE, #UD, NX, a
+ * syscall storm, timer fairness) under ring3, and prints the same lines as under
+ * qemu-system-x86_64.
+ */
+import assert from "node:assert/strict";
+import { Vm } from "./vm.ts";
+import { hostProcess } from "./harness/host_processes.ts";
+import { qemuBinary, runQemu } from "./harness/qemu_run.ts";
+
+const LONGMODE = "fixtures/build/longmode.elf";
+const RING3_HOST = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+const NO_QEMU64 = !RING3_HOST || qemuBinary("x86_64") === null;
+if (NO_QEMU64) {
+  console.log("qemu-system-x86_64 not installed: skipping the long-mode QEMU comparison");
+}
+
+async function withVm(
+  options: Parameters<typeof Vm.start>[0],
+  fn: (vm: Vm) => Promise<void>,
+): Promise<void> {
+  const vm = await Vm.start(options);
+  try {
+    await fn(vm);
+  } finally {
+    await vm.stop("test ended");
+    assert.equal(hostProcess(vm.pid), null, `guest process ${vm.pid} is still there`);
+  }
+}
+
+Deno.test({
+  name: "longmode enters long mode and passes its self-test under ring3",
+  ignore: !RING3_HOST,
+  async fn() {
+    await withVm({ kernel: LONGMODE, timeout: "60s" }, async (vm) => {
+      const status = await vm.exit();
+      const out = vm.console.transcript;
+      assert.match(out, /selftest: 12 passed, 0 failed\n/, out);
+      assert.equal(status, 1);
+      const s = (await vm.result()).stats;
+      const t = s.trapsByCause;
+      assert.ok(t["syscall"] >= 10000, `syscalls delivered: ${JSON.stringify(t)}`);
+      assert.ok(t["swapgs"] >= 20000, "the syscall entry's swapgs pair was emulated");
+      assert.ok(t["#PF"] >= 3, "user page faults were delivered to the guest");
+      assert.ok(s.interrupts >= 100, "timer interrupts preempted the user tasks");
+      assert.ok((s.privilegeSwitches ?? 0) > 1000, "user mode ran in its own host process");
+    });
+  },
+});
+
+Deno.test({
+  name: "longmode prints the same self-test lines under ring3 as under qemu-system-x86_64",
+  ignore: NO_QEMU64,
+  async fn() {
+    const q = await runQemu({ kernel: LONGMODE, arch: "x86_64", timeoutMs: 120000 });
+    assert.ok(!q.timedOut, q.output);
+    await withVm({ kernel: LONGMODE, timeout: "60s" }, async (vm) => {
+      assert.equal(await vm.exit(), q.status);
+      const lines = (s: string) => s.split("\n").filter((l) => /^(PASS|FAIL|selftest:)/.test(l));
+      assert.ok(lines(q.output).length >= 13, q.output);
+      assert.deepEqual(lines(vm.console.transcript), lines(q.output));
+      assert.equal(vm.console.transcript, q.output);
+    });
+  },
+});
