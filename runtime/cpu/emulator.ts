@@ -154,7 +154,9 @@ const PRIVILEGED = new Set<number>([
   Mnemonic.Rdmsr,
   Mnemonic.Wrmsr,
   Mnemonic.Sysret,
+  Mnemonic.Sysretq,
   Mnemonic.Sysexit,
+  Mnemonic.Sysexitq,
 ]);
 
 /** Where the machine is told to put a host selector standing in for a guest one. */
@@ -1063,10 +1065,12 @@ export class Emulator {
         this.#sysenter();
         return Exit.Resume;
       case Mnemonic.Sysret:
+      case Mnemonic.Sysretq:
         this.#count("sysret");
         this.#sysret(d);
         return Exit.Resume;
       case Mnemonic.Sysexit:
+      case Mnemonic.Sysexitq:
         this.#count("sysexit");
         this.#sysexit(d);
         return Exit.Resume;
