@@ -42,6 +42,7 @@ export {
 } from "./runtime/run_result.ts";
 export { type Duration, durationNs } from "./runtime/duration.ts";
 export { type Fault, type FaultPlan } from "./runtime/fault_plan.ts";
+export type { KernelProtection } from "./runtime/machine_protocol.ts";
 export {
   type Backend,
   type ScenarioBootOptions,

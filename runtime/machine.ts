@@ -103,6 +103,9 @@ export class Machine {
   #pendingFlush: number | null | undefined = undefined;
   #pageFaultsMapped = 0;
   #contextSwitches = 0;
+  readonly #interruptsByVector = new Map<number, number>();
+  /** Kernel-memory protection by unmapping on switches instead of a user-mode process. */
+  readonly #unmapProtection: boolean;
   readonly #emu: Emulator;
   readonly #uart: Uart16550;
   readonly #tail = new ConsoleTail();
@@ -146,6 +149,7 @@ export class Machine {
     this.#ram = ram;
     this.#kernelProc = proc;
     this.#proc = proc;
+    this.#unmapProtection = config.kernelProtection === "unmap";
     this.clock = new VirtualClock(() =>
       proc.cpuTimeNs() + (this.#userProc === null ? 0 : this.#userProc.cpuTimeNs())
     );
@@ -481,6 +485,7 @@ export class Machine {
     const times = this.#faults.active && this.#faults.duplicate(vector) ? 2 : 1;
     for (let i = 0; i < times && this.#result === null; i++) {
       this.#interruptsDelivered++;
+      this.#interruptsByVector.set(vector, (this.#interruptsByVector.get(vector) ?? 0) + 1);
       if (this.#emu.deliverExternal(this.#proc.loadRegs(), vector) === Exit.Fatal) {
         const f = this.#emu.fatal!;
         this.#fail(f.kind, f.message, f.instruction);
@@ -574,6 +579,16 @@ export class Machine {
       }
     }
     this.#pendingFlush = undefined;
+    if (this.#unmapProtection) {
+      // One process: user mode gets the same space with supervisor pages taken out first.
+      const user = paging && this.state.cpl === 3;
+      if (user !== this.#kernelSpace.userMode) {
+        if (user) this.#kernelSpace.hideSupervisorPages();
+        this.#kernelSpace.userMode = user;
+        this.#contextSwitches++;
+      }
+      return;
+    }
     const want = paging && this.state.cpl === 3 ? this.#ensureUserProc() : this.#kernelProc;
     if (want !== this.#proc) {
       const from = this.#proc;
@@ -661,7 +676,12 @@ export class Machine {
 
   #stats(): RunStats {
     return {
-      resumes: this.#proc.resumes,
+      resumes: this.#kernelProc.resumes + (this.#userProc?.resumes ?? 0),
+      hostSyscalls: this.#kernelProc.injected + (this.#userProc?.injected ?? 0),
+      guestPageFaults: this.#emu.trapCounts.get("#PF") ?? 0,
+      interruptsByVector: Object.fromEntries(
+        [...this.#interruptsByVector].map(([v, n]) => [`0x${v.toString(16)}`, n]),
+      ),
       trapsByCause: Object.fromEntries(this.#emu.trapCounts),
       clockTicks: this.#clockTicks,
       interrupts: this.#interruptsDelivered,

@@ -50,8 +50,17 @@ export interface RunStats {
   interrupts: number;
   /** Host faults that became shadow mappings of guest pages. */
   shadowPageFills?: number;
-  /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
+  /**
+   * Switches between guest kernel and user mode with paging on: host process changes, or
+   * supervisor pages hidden, depending on the protection design.
+   */
   privilegeSwitches?: number;
+  /** Host system calls injected into the guest processes (mmap, munmap, mprotect, …). */
+  hostSyscalls?: number;
+  /** Guest page faults delivered (#PF), beside the shadow fills the guest never sees. */
+  guestPageFaults?: number;
+  /** External interrupts delivered, by vector ("0x20": n). */
+  interruptsByVector?: Record<string, number>;
   /** Timeline events as they were applied, in guest-time order. */
   events?: { guestNs: number; kind: string; detail: string }[];
   /** Guest time at the end, nanoseconds. */

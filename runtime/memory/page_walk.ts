@@ -43,6 +43,8 @@ export interface Translation {
   writable: boolean;
   /** Whether user mode may access the page. */
   user: boolean;
+  /** Whether user mode may write the page (whatever kind of access this walk was). */
+  userWritable: boolean;
   /** Whether the page's dirty bit is set (after this walk). */
   dirty: boolean;
   /** Whether instructions may be fetched from the page (false only with XD under EFER.NXE). */
@@ -103,6 +105,7 @@ export function walk32(
       frame: (physical & ~0xfff) >>> 0,
       writable: writeOk || (!access.user && !c.writeProtect),
       user: userOk,
+      userWritable: userOk && writeOk,
       dirty: ((pde | set) & PTE.D) !== 0,
       executable: true,
     };
@@ -126,6 +129,7 @@ export function walk32(
     frame,
     writable: writeOk || (!access.user && !c.writeProtect),
     user: userOk,
+    userWritable: userOk && writeOk,
     dirty: ((pte | set) & PTE.D) !== 0,
     executable: true,
   };

@@ -106,6 +106,7 @@ export function walkEntries(
         frame: physical - (physical % 0x1000),
         writable: writeOk || (!access.user && !c.writeProtect),
         user: userOk,
+        userWritable: userOk && writeOk,
         dirty,
         executable: execOk || !c.nxe,
       };

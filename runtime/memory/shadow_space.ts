@@ -43,6 +43,15 @@ export type FillResult =
 export class ShadowSpace {
   /** Mapped page (linear address) → host protection. */
   readonly #mapped = new Map<number, number>();
+  /** Mapped pages user mode may not touch at all. */
+  readonly #supervisorOnly = new Set<number>();
+  /** Mapped pages user mode may only read (a supervisor write may have mapped them writable). */
+  readonly #userReadOnly = new Set<number>();
+  /**
+   * Whether walks are made for user-mode (CPL 3) accesses. A space of its own for user mode
+   * keeps this true; the single-process protection design flips it on privilege switches.
+   */
+  userMode: boolean;
   /** Host mapping calls made, for the bench's counts. */
   hostCalls = 0;
   /** Lowest and highest-plus-one mapped linear address since the last full flush. */
@@ -51,15 +60,18 @@ export class ShadowSpace {
 
   /**
    * @param mapper changes the host process's mappings
-   * @param userOnly whether this space runs guest user mode (CPL 3) and so holds only U pages
+   * @param userOnly whether this space starts out running guest user mode (CPL 3), and so
+   *   holding only U pages
    * @param limit the first linear address the host process cannot give to the guest (its own
    *   stub, then the host kernel's half); a 64-bit guest's shadow mappings stay below it
    */
   constructor(
     private readonly mapper: HostMapper,
-    readonly userOnly: boolean,
+    userOnly: boolean,
     readonly limit: number = 2 ** 47,
-  ) {}
+  ) {
+    this.userMode = userOnly;
+  }
 
   /** Number of pages mapped now. */
   get size(): number {
@@ -85,7 +97,7 @@ export class ShadowSpace {
   ): FillResult {
     const page = linear - (linear % 0x1000);
     if (page + 0x1000 > this.limit) return { kind: "unmappable", linear, limit: this.limit };
-    const t = translate(mem, c, linear, { write, user: this.userOnly, fetch });
+    const t = translate(mem, c, linear, { write, user: this.userMode, fetch });
     if ("fault" in t) return { kind: "guest-fault", errorCode: t.fault };
     if (t.frame + 0x1000 > mem.size) return { kind: "outside-ram", physical: t.physical };
     const prot = PROT.READ | (t.executable ? PROT.EXEC : 0) |
@@ -100,6 +112,10 @@ export class ShadowSpace {
       this.mapper.map(page, 0x1000, prot, t.frame);
     }
     this.#mapped.set(page, prot);
+    if (!t.user) this.#supervisorOnly.add(page);
+    else this.#supervisorOnly.delete(page);
+    if (t.user && !t.userWritable && (prot & PROT.WRITE)) this.#userReadOnly.add(page);
+    else this.#userReadOnly.delete(page);
     if (page < this.#low) this.#low = page;
     if (page + 0x1000 > this.#high) this.#high = page + 0x1000;
     return { kind: "mapped" };
@@ -124,6 +140,8 @@ export class ShadowSpace {
   flushAll(): void {
     if (this.#mapped.size === 0) return;
     this.#mapped.clear();
+    this.#supervisorOnly.clear();
+    this.#userReadOnly.clear();
     this.hostCalls++;
     this.mapper.unmap(this.#low, this.#high - this.#low);
     this.#low = Infinity;
@@ -134,7 +152,44 @@ export class ShadowSpace {
   flushPage(linear: number): void {
     const page = linear - (linear % 0x1000);
     if (!this.#mapped.delete(page)) return;
+    this.#supervisorOnly.delete(page);
+    this.#userReadOnly.delete(page);
     this.hostCalls++;
     this.mapper.unmap(page, 0x1000);
   }
+
+  /**
+   * Before user code runs in this space (the single-process protection design, seed 002
+   * §5.1): unmaps every page user mode may not touch and write-protects the ones it may only
+   * read, in as few host calls as contiguous runs allow. They come back on the next kernel
+   * fault, like any shadow page.
+   */
+  hideSupervisorPages(): void {
+    for (const [start, length] of runs(this.#supervisorOnly)) {
+      this.hostCalls++;
+      this.mapper.unmap(start, length);
+      for (let p = start; p < start + length; p += 0x1000) this.#mapped.delete(p);
+    }
+    this.#supervisorOnly.clear();
+    for (const page of this.#userReadOnly) {
+      const prot = this.#mapped.get(page);
+      if (prot === undefined || !(prot & PROT.WRITE)) continue;
+      this.hostCalls++;
+      this.mapper.protect(page, 0x1000, prot & ~PROT.WRITE);
+      this.#mapped.set(page, prot & ~PROT.WRITE);
+    }
+    this.#userReadOnly.clear();
+  }
+}
+
+/** Sorted runs of contiguous pages, as [start, length]. */
+function runs(pages: Iterable<number>): [number, number][] {
+  const sorted = [...pages].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[0] + last[1] === p) last[1] += 0x1000;
+    else out.push([p, 0x1000]);
+  }
+  return out;
 }
