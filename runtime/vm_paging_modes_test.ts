@@ -1,5 +1,5 @@
 /**
- * End-to-end tests of long mode: the 64-bit fixture kernel enters long mode from its Multiboot
+ * End-to-end tests of PAE and long mode. Long mode: the 64-bit fixture kernel enters long mode from its Multiboot
  * entry and runs its self-test (kernel checks, then user tasks: page faults, #DE, #UD, NX, a
  * syscall storm, timer fairness) under ring3, and prints the same lines as under
  * qemu-system-x86_64.
@@ -60,6 +60,34 @@ Deno.test({
       const lines = (s: string) => s.split("\n").filter((l) => /^(PASS|FAIL|selftest:)/.test(l));
       assert.ok(lines(q.output).length >= 13, q.output);
       assert.deepEqual(lines(vm.console.transcript), lines(q.output));
+      assert.equal(vm.console.transcript, q.output);
+    });
+  },
+});
+
+const PAE = "fixtures/build/pae.elf";
+const NO_QEMU32 = !RING3_HOST || qemuBinary("i386") === null;
+
+Deno.test({
+  name: "pae: a 32-bit kernel with PAE paging and NX passes its checks under ring3",
+  ignore: !RING3_HOST,
+  async fn() {
+    await withVm({ kernel: PAE, timeout: "30s" }, async (vm) => {
+      assert.equal(await vm.exit(), 1, vm.console.transcript);
+      assert.match(vm.console.transcript, /pae: 6 passed, 0 failed\n/);
+      const s = (await vm.result()).stats;
+      assert.equal(s.guestPageFaults, 3, "write-protect, NX and not-present faults delivered");
+    });
+  },
+});
+
+Deno.test({
+  name: "pae prints the same lines under ring3 as under qemu-system-i386 -cpu max",
+  ignore: NO_QEMU32,
+  async fn() {
+    const q = await runQemu({ kernel: PAE, cpu: "max" });
+    await withVm({ kernel: PAE, timeout: "30s" }, async (vm) => {
+      assert.equal(await vm.exit(), q.status);
       assert.equal(vm.console.transcript, q.output);
     });
   },

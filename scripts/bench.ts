@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { parseElf } from "../runtime/boot/elf.ts";
 import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
-import { Vm } from "../mod.ts";
+import { type KernelProtection, Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
 import { timeLines } from "./bench/line_timer.ts";
 import { openLibc } from "../runtime/host/libc.ts";
@@ -106,23 +106,30 @@ async function lockBench(pairs: number) {
   };
 }
 
-async function miniosSelftest() {
+/** A fixture's self-test (all checks must pass), with one kernel-memory protection design. */
+async function selftest(kernel: string, kernelProtection: KernelProtection = "process") {
   const vm = await Vm.start({
-    kernel: "fixtures/build/minios.elf",
+    kernel,
     cmdline: "selftest",
     cpu,
     timeout: "120s",
+    kernelProtection,
   });
   const t0 = performance.now();
   const code = await vm.exit();
   const ms = performance.now() - t0;
   const s = (await vm.result()).stats;
-  if (code !== 1) throw new Error(`minios selftest failed: ${vm.console.transcript}`);
+  if (code !== 1) throw new Error(`${kernel} selftest failed: ${vm.console.transcript}`);
   return {
+    kernelProtection,
     hostMs: +ms.toFixed(0),
     guestMs: +(s.guestNs / 1e6).toFixed(0),
-    hostRoundTrips: s.resumes,
+    /** Resumes plus injected host syscalls: every stop of the guest process. */
+    hostRoundTrips: s.resumes + (s.hostSyscalls ?? 0),
+    hostSyscalls: s.hostSyscalls ?? 0,
     interrupts: s.interrupts,
+    interruptsByVector: s.interruptsByVector ?? {},
+    guestPageFaults: s.guestPageFaults ?? 0,
     shadowPageFills: s.shadowPageFills,
     privilegeSwitches: s.privilegeSwitches,
     trapsByCause: s.trapsByCause,
@@ -142,7 +149,9 @@ for (let i = 0; i < ROUNDS; i++) {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const hello = await helloBootToExit();
 const locks = await lockBench(20000);
-const minios = await miniosSelftest();
+const minios = await selftest("fixtures/build/minios.elf");
+const miniosUnmap = await selftest("fixtures/build/minios.elf", "unmap");
+const longmode = await selftest("fixtures/build/longmode.elf");
 const compute = await computeBench({ cpu, rounds: 3 });
 const result = {
   host: { cpu, kernel: Deno.osRelease(), deno: Deno.version.deno },
@@ -159,6 +168,13 @@ const result = {
   computeBound: compute,
   lockHeavy: locks,
   miniosSelftest: minios,
+  kernelProtection: {
+    process: minios,
+    unmap: miniosUnmap,
+    hostTimeRatio: +(miniosUnmap.hostMs / minios.hostMs).toFixed(2),
+    roundTripRatio: +(miniosUnmap.hostRoundTrips / minios.hostRoundTrips).toFixed(2),
+  },
+  longmodeSelftest: longmode,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -202,14 +218,33 @@ if (values.json) {
     `  trap form: ${l.trapForm.trapsPer1000Pairs} traps per 1000 lock pairs, ${l.trapForm.usPerPair} µs per pair`,
   );
   console.log(`  fast form: ${l.fastForm}`);
-  const m = result.miniosSelftest;
-  console.log("\nminios self-test (paging, user processes, 100 Hz preemption)");
+  printSelftest("minios self-test (paging, user processes, 100 Hz preemption)", minios);
+  printSelftest("longmode self-test (64-bit, 4-level paging, user tasks, syscall)", longmode);
+  const k = result.kernelProtection;
+  console.log("\nkernel-memory protection designs on the minios self-test (seed 002 §5.1)");
+  for (const r of [k.process, k.unmap]) {
+    console.log(
+      `  ${r.kernelProtection.padEnd(8)} host ${r.hostMs} ms, ${r.hostRoundTrips} round trips, ` +
+        `${r.hostSyscalls} host syscalls, ${r.shadowPageFills} shadow fills, ` +
+        `${r.privilegeSwitches} switches`,
+    );
+  }
   console.log(
-    `  host ${m.hostMs} ms, guest ${m.guestMs} ms, ${m.hostRoundTrips} host round trips, ${m.interrupts} interrupts`,
+    `  unmap/process: host time x${k.hostTimeRatio}, round trips x${k.roundTripRatio}`,
+  );
+}
+
+function printSelftest(title: string, m: Awaited<ReturnType<typeof selftest>>): void {
+  console.log(`\n${title}`);
+  console.log(
+    `  host ${m.hostMs} ms, guest ${m.guestMs} ms, ${m.hostRoundTrips} host round trips ` +
+      `(${m.hostSyscalls} injected host syscalls)`,
   );
   console.log(
-    `  ${m.shadowPageFills} shadow page fills, ${m.privilegeSwitches} privilege switches (host process changes)`,
+    `  page faults: ${m.guestPageFaults} delivered to the guest, ${m.shadowPageFills} shadow ` +
+      `fills; ${m.privilegeSwitches} privilege switches`,
   );
+  console.log(`  interrupts: ${m.interrupts} (${fmtCauses(m.interruptsByVector)})`);
   console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
 }
 

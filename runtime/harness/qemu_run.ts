@@ -23,6 +23,8 @@ export interface QemuRunOptions {
   timeoutMs?: number;
   /** Which QEMU: i386 (default) or x86_64, for kernels that switch to long mode. */
   arch?: "i386" | "x86_64";
+  /** QEMU's -cpu model (default QEMU's own: qemu32 or qemu64). "max" has NX on i386. */
+  cpu?: string;
 }
 
 /** What QEMU printed and how it ended. */
@@ -76,6 +78,7 @@ export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
     "-device",
     "isa-debug-exit,iobase=0xf4,iosize=0x04",
     "-no-reboot",
+    ...(options.cpu ? ["-cpu", options.cpu] : []),
   ];
   const child = new Deno.Command(qemu, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
     .spawn();
