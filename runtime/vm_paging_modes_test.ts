@@ -92,3 +92,18 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "with kernelProtection 'unmap', one host process keeps kernel memory from user tasks",
+  ignore: !RING3_HOST,
+  async fn() {
+    await withVm({ kernel: LONGMODE, timeout: "60s", kernelProtection: "unmap" }, async (vm) => {
+      assert.equal(await vm.exit(), 1, vm.console.transcript);
+      assert.match(vm.console.transcript, /PASS kernel-memory-unreachable\n/);
+      assert.match(vm.console.transcript, /selftest: 12 passed, 0 failed\n/);
+      const s = (await vm.result()).stats;
+      assert.ok((s.privilegeSwitches ?? 0) > 1000);
+      assert.ok((s.hostSyscalls ?? 0) > 10000, "supervisor pages unmapped on every switch");
+    });
+  },
+});
