@@ -701,7 +701,9 @@ export class Machine {
       kind,
       message,
       instruction,
-      rip: regsKnown ? this.#proc.loadRegs().eip.toString(16) : undefined,
+      rip: regsKnown
+        ? (this.#proc.loadRegs().ripHigh * 2 ** 32 + this.#proc.regs.eip).toString(16)
+        : undefined,
       mode: this.state.describeMode(),
       lastConsoleLines: this.#tail.lastLines(this.config.reportLines),
       guestNs: this.clock.now(),

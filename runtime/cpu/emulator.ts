@@ -789,10 +789,12 @@ export class Emulator {
         const r = registerInfo(d.op0Register);
         if (r.kind !== "sreg") this.#unsupported(d);
         this.#count(`pop ${SREG_NAMES[r.index]}`);
-        const esp = regs.gpr(4);
-        const sel = this.memory.read16(esp);
+        const sp = this.#sp();
+        const sel = this.memory.read16(sp);
         this.#loadDataSegment(r.index, sel);
-        regs.setGpr(4, esp + (d.code === Code.Popw_DS || d.code === Code.Popw_ES ? 2 : 4));
+        const word = d.code === Code.Popw_DS || d.code === Code.Popw_ES ||
+          d.code === Code.Popw_FS || d.code === Code.Popw_GS;
+        this.#setSp(sp + (word ? 2 : state.code64 ? 8 : 4));
         this.#setRip(next);
         return Exit.Resume;
       }
@@ -1297,6 +1299,9 @@ export class Emulator {
     const isOut = m === Mnemonic.Outsb || m === Mnemonic.Outsw || m === Mnemonic.Outsd;
     const memKind = isOut ? d.op1Kind : d.op0Kind;
     const addr16 = memKind === OpKind.MemorySegSI || memKind === OpKind.MemoryESDI;
+    if (memKind === OpKind.MemorySegRSI || memKind === OpKind.MemoryESRDI) {
+      return this.#stringIo64(d, size, isOut);
+    }
     const mask = addr16 ? 0xffff : 0xffffffff;
     const ptrReg = isOut ? 6 : 7; // esi : edi
     const step = (regs.eflags & (1 << 10)) ? -size : size;
@@ -1320,6 +1325,38 @@ export class Emulator {
     const keepHigh = (v: number) => addr16 ? (v & 0xffff0000) : 0;
     regs.setGpr(ptrReg, (keepHigh(regs.gpr(ptrReg)) | ptr) >>> 0);
     if (d.hasRep) regs.setGpr(1, keepHigh(regs.gpr(1)) >>> 0);
+  }
+
+  /** String I/O with 64-bit addresses (64-bit mode without an address-size prefix). */
+  #stringIo64(d: DecodedInstruction, size: 1 | 2 | 4, isOut: boolean): void {
+    const regs = this.#regs;
+    const wide = (n: number) => join64(regs.gpr(n), regs.gprHigh(n));
+    const ptrReg = isOut ? 6 : 7;
+    const step = (regs.eflags & (1 << 10)) ? -size : size;
+    const port = regs.gpr(2) & 0xffff;
+    let count = d.hasRep ? wide(1) : 1;
+    let ptr = wide(ptrReg);
+    const mem = this.memory;
+    // Registers are written back as the loop goes, so a fault midway leaves them where the CPU
+    // would (a rep string instruction is restartable).
+    try {
+      while (count > 0) {
+        if (isOut) {
+          const v = size === 1 ? mem.read8(ptr) : size === 2 ? mem.read16(ptr) : mem.read32(ptr);
+          this.io.write(port, v, size);
+        } else {
+          const v = this.io.read(port, size);
+          if (size === 1) mem.write8(ptr, v);
+          else if (size === 2) mem.write16(ptr, v);
+          else mem.write32(ptr, v);
+        }
+        ptr += step;
+        count--;
+      }
+    } finally {
+      regs.setGpr64(ptrReg, ...split64(ptr));
+      if (d.hasRep) regs.setGpr64(1, ...split64(count));
+    }
   }
 
   // ---- segments and descriptor tables ----
