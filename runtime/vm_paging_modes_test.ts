@@ -97,13 +97,21 @@ Deno.test({
   name: "with kernelProtection 'unmap', one host process keeps kernel memory from user tasks",
   ignore: !RING3_HOST,
   async fn() {
-    await withVm({ kernel: LONGMODE, timeout: "60s", kernelProtection: "unmap" }, async (vm) => {
+    // Unrewritten, so user-mode `syscall` arrives as a SYSEMU stop rather than at an int3 site.
+    const options = {
+      kernel: LONGMODE,
+      timeout: "60s",
+      kernelProtection: "unmap" as const,
+      rewrite: false,
+    };
+    await withVm(options, async (vm) => {
       assert.equal(await vm.exit(), 1, vm.console.transcript);
       assert.match(vm.console.transcript, /PASS kernel-memory-unreachable\n/);
       assert.match(vm.console.transcript, /selftest: 12 passed, 0 failed\n/);
       const s = (await vm.result()).stats;
       assert.ok((s.privilegeSwitches ?? 0) > 1000);
       assert.ok((s.hostSyscalls ?? 0) > 10000, "supervisor pages unmapped on every switch");
+      assert.ok(s.trapsByCause["syscall"] >= 10001, "syscall as SYSEMU stops");
     });
   },
 });

@@ -302,6 +302,7 @@ export class Emulator {
       if (this.state.code64 && isLowHalf(eip) && this.#tryRead16(eip - 2) === 0x050f) {
         // In 64-bit mode the host reports the address after the instruction, as the CPU
         // leaves it in rcx: the guest kernel's entry can return there.
+        this.#count("syscall");
         regs.setGpr64(0, origEax, origHigh);
         this.#syscall64(eip);
         return Exit.Resume;
