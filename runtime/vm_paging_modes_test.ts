@@ -69,14 +69,18 @@ const PAE = "fixtures/build/pae.elf";
 const NO_QEMU32 = !RING3_HOST || qemuBinary("i386") === null;
 
 Deno.test({
-  name: "pae: a 32-bit kernel with PAE paging and NX passes its checks under ring3",
+  name:
+    "pae: a 32-bit kernel with PAE paging, NX and sysexit/sysenter passes its checks under ring3",
   ignore: !RING3_HOST,
   async fn() {
     await withVm({ kernel: PAE, timeout: "30s" }, async (vm) => {
       assert.equal(await vm.exit(), 1, vm.console.transcript);
-      assert.match(vm.console.transcript, /pae: 6 passed, 0 failed\n/);
+      assert.match(vm.console.transcript, /pae: 7 passed, 0 failed\n/);
       const s = (await vm.result()).stats;
       assert.equal(s.guestPageFaults, 3, "write-protect, NX and not-present faults delivered");
+      assert.equal(s.trapsByCause["sysexit"], 1);
+      assert.equal(s.trapsByCause["sysenter"], 1);
+      assert.equal(s.privilegeSwitches, 2, "to the user-mode host process and back");
     });
   },
 });
