@@ -42,6 +42,7 @@ Deno.test({
       const t = s.trapsByCause;
       assert.ok(t["syscall"] >= 10000, `syscalls delivered: ${JSON.stringify(t)}`);
       assert.ok(t["swapgs"] >= 20000, "the syscall entry's swapgs pair was emulated");
+      assert.ok(t["sysret"] >= 10000, "getpid returned with sysretq");
       assert.ok(t["#PF"] >= 3, "user page faults were delivered to the guest");
       assert.ok(s.interrupts >= 100, "timer interrupts preempted the user tasks");
       assert.ok((s.privilegeSwitches ?? 0) > 1000, "user mode ran in its own host process");
