@@ -16,6 +16,7 @@ import { PagedMemory } from "./memory/paged_memory.ts";
 import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
 import { PF_ERROR } from "./memory/page_walk.ts";
 import type { TranslationControls } from "./memory/translate.ts";
+import { firstMappedSlotAbove } from "./memory/page_walk_long.ts";
 import { RING3_CPU } from "./cpu/cpu_model.ts";
 import { CR0, MSR } from "./cpu/x86.ts";
 import { Emulator, Exit } from "./cpu/emulator.ts";
@@ -558,6 +559,7 @@ export class Machine {
    */
   #applyPendingChanges(): void {
     const paging = (this.state.cr0 & CR0.PG) !== 0;
+    const flushed = paging !== this.#pagingMirrored || this.#pendingFlush === null;
     if (paging !== this.#pagingMirrored) {
       this.#kernelSpace.flushAll();
       this.#userSpace?.flushAll();
@@ -579,6 +581,7 @@ export class Machine {
       }
     }
     this.#pendingFlush = undefined;
+    if (paging && this.state.longMode && flushed) this.#checkReservedSlots();
     if (this.#unmapProtection) {
       // One process: user mode gets the same space with supervisor pages taken out first.
       const user = paging && this.state.cpl === 3;
@@ -597,6 +600,27 @@ export class Machine {
       this.#proc = want;
       this.#contextSwitches++;
     }
+  }
+
+  /**
+   * A 64-bit guest's tables must leave the top of the low half (the tracer stub's 512 GiB slot
+   * and what lies above it) and the high half unmapped: native accesses there would reach host
+   * memory without faulting. Checked whenever the guest's translations are reloaded.
+   */
+  #checkReservedSlots(): void {
+    const at = firstMappedSlotAbove(this.#physical, this.state.cr3, GUEST_LINEAR_LIMIT);
+    if (at === null) return;
+    const where = at < 0
+      ? `the high half (0x${BigInt.asUintN(64, BigInt(at)).toString(16)})`
+      : `0x${at.toString(16)}`;
+    this.#fail(
+      "unsupported-mode",
+      `the guest's page tables (CR3 0x${this.state.cr3.toString(16)}) map ${where}: ring3 ` +
+        `gives a 64-bit guest only linear addresses below 0x${
+          GUEST_LINEAR_LIMIT.toString(16)
+        }; the host process keeps its tracer stub there and the host kernel owns the high half ` +
+        `(a higher-half kernel cannot run yet)`,
+    );
   }
 
   #ensureUserProc(): PtraceProcess {

@@ -5,7 +5,7 @@
  * qemu-system-x86_64.
  */
 import assert from "node:assert/strict";
-import { Vm } from "./vm.ts";
+import { GuestFailureError, Vm } from "./vm.ts";
 import { hostProcess } from "./harness/host_processes.ts";
 import { qemuBinary, runQemu } from "./harness/qemu_run.ts";
 
@@ -117,6 +117,23 @@ Deno.test({
       assert.ok((s.privilegeSwitches ?? 0) > 1000);
       assert.ok((s.hostSyscalls ?? 0) > 10000, "supervisor pages unmapped on every switch");
       assert.ok(s.trapsByCause["syscall"] >= 10001, "syscall as SYSEMU stops");
+    });
+  },
+});
+
+Deno.test({
+  name: "a 64-bit guest that maps the tracer stub's slot ends with a classified report",
+  ignore: !RING3_HOST,
+  async fn() {
+    // Under QEMU the same kernel reads 0x7f0000000000 and exits; under ring3 the host process
+    // keeps its stub there, so the mapping is refused before guest code can use it.
+    await withVm({ kernel: LONGMODE, cmdline: "kind=stub", timeout: "10s" }, async (vm) => {
+      const err = await vm.exit().then(() => null, (e) => e);
+      assert.ok(err instanceof GuestFailureError, String(err));
+      assert.equal(err.report.kind, "unsupported-mode");
+      assert.match(err.report.message, /map 0x7f0000000000: .* below 0x7f0000000000/);
+      assert.match(err.report.mode ?? "", /long mode, 64-bit/);
+      assert.doesNotMatch(vm.console.transcript, /stub probe/);
     });
   },
 });

@@ -60,3 +60,28 @@ export function walkLong(
     access,
   );
 }
+
+/**
+ * The first present PML4 entry that maps linear addresses at or above `limit` (the part of the
+ * address space the host process keeps for itself), as the linear address it starts at, or
+ * null. Reads 8 bytes per entry from guest RAM and no host call, so it can run on every CR3
+ * load: a guest's native access there would reach host memory without a fault, so ring3 must
+ * refuse the mapping before guest code runs with it.
+ *
+ * @param mem guest physical memory
+ * @param cr3 the guest's CR3
+ * @param limit first linear address the guest may not use (a multiple of 512 GiB)
+ * @returns the start of the first offending 512 GiB slot, or null
+ */
+export function firstMappedSlotAbove(
+  mem: PhysicalAccess,
+  cr3: number,
+  limit: number,
+): number | null {
+  const table = cr3 - (cr3 % 0x1000);
+  if (table + 0x1000 > mem.size) return null; // the walk itself will fault
+  for (let i = Math.floor(limit / 2 ** 39); i < 512; i++) {
+    if (mem.read32(table + 8 * i) & 1) return i < 256 ? i * 2 ** 39 : -(512 - i) * 2 ** 39;
+  }
+  return null;
+}
