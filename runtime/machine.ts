@@ -11,6 +11,7 @@ import { HostError } from "./host/host_error.ts";
 import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "./host/layouts.ts";
 import { PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
 import { STUB } from "./tracer/stub_image.ts";
+import { unmapHostExtras } from "./tracer/host_extras.ts";
 import { PhysicalMemory } from "./memory/physical_memory.ts";
 import { PagedMemory } from "./memory/paged_memory.ts";
 import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
@@ -260,6 +261,7 @@ export class Machine {
       for (const n of kernel.notes) hooks.log(`multiboot: ${n}`);
       proc = PtraceProcess.spawn(libc, { fds: [[ram.fd, GUEST_RAM_FD]], cpu: config.cpu });
       const lowest = mapRam(proc, ram.size);
+      unmapHostExtras(proc);
       startClockTimer(proc);
       return new Machine(
         config,
@@ -629,6 +631,7 @@ export class Machine {
         fds: [[this.#ram.fd, GUEST_RAM_FD]],
         cpu: this.config.cpu,
       });
+      unmapHostExtras(p);
       startClockTimer(p);
       this.#userProc = p;
       this.#userSpace = new ShadowSpace(

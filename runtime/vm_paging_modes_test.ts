@@ -137,3 +137,16 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "the guest process keeps no host stack or vDSO that 64-bit guest code could reach",
+  ignore: !RING3_HOST,
+  async fn() {
+    await withVm({ kernel: "fixtures/build/spin.elf", timeout: "10s" }, async (vm) => {
+      await vm.console.expect("spinning\n", { timeout: "5s" });
+      const maps = Deno.readTextFileSync(`/proc/${vm.pid}/maps`);
+      assert.doesNotMatch(maps, /\[(stack|vdso|vvar)\]/, maps);
+      assert.match(maps, /^7f0000000000-/m, "the stub itself stays");
+    });
+  },
+});
