@@ -52,7 +52,11 @@ export {
 } from "./runtime/net/network.ts";
 export { type PcapFrame, readPcap } from "./runtime/net/pcap.ts";
 export { DROP_WINDOW, type Fault, FAULT_KINDS, type FaultPlan } from "./runtime/fault_plan.ts";
-export { type AppliedEvent, type MachineEvent } from "./runtime/machine_protocol.ts";
+export {
+  type AppliedEvent,
+  type KernelProtection,
+  type MachineEvent,
+} from "./runtime/machine_protocol.ts";
 export { DEFAULT_CONSOLE_FLOOD, DEFAULT_FAIL_ON } from "./runtime/console_watch.ts";
 export {
   type Backend,

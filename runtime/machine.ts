@@ -11,10 +11,14 @@ import { HostError } from "./host/host_error.ts";
 import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "./host/layouts.ts";
 import { GuestProcessGoneError, PtraceProcess, StopKind } from "./tracer/ptrace_process.ts";
 import { STUB } from "./tracer/stub_image.ts";
+import { unmapHostExtras } from "./tracer/host_extras.ts";
 import { PhysicalMemory } from "./memory/physical_memory.ts";
 import { PagedMemory } from "./memory/paged_memory.ts";
 import { type HostMapper, ShadowSpace } from "./memory/shadow_space.ts";
 import { PF_ERROR } from "./memory/page_walk.ts";
+import type { TranslationControls } from "./memory/translate.ts";
+import { firstMappedSlotAbove } from "./memory/page_walk_long.ts";
+import { RING3_CPU } from "./cpu/cpu_model.ts";
 import { CR0, MSR } from "./cpu/x86.ts";
 import { Emulator, Exit } from "./cpu/emulator.ts";
 import { VcpuState } from "./cpu/vcpu_state.ts";
@@ -50,6 +54,25 @@ const TIMER_CHECK_STOPS = 32;
 const TRAP_TRACE = 2;
 const CR4_PSE = 1 << 4;
 const CR4_PAE = 1 << 5;
+const EFER_NXE = 1n << 11n;
+/**
+ * The first linear address a guest cannot have: the tracer stub lives there, and above it the
+ * stub's stack, the vDSO and the host kernel's half.
+ */
+const GUEST_LINEAR_LIMIT = Number(STUB.BASE);
+
+/** The paging controls of the vCPU, as the page walkers take them. */
+function pagingControlsOf(s: VcpuState): TranslationControls & { enabled: boolean } {
+  return {
+    enabled: (s.cr0 & CR0.PG) !== 0,
+    mode: s.longMode ? "4-level" : (s.cr4 & CR4_PAE) ? "pae" : "32-bit",
+    cr3: s.cr3,
+    writeProtect: (s.cr0 & CR0.WP) !== 0,
+    pse: (s.cr4 & CR4_PSE) !== 0,
+    nxe: (s.efer & EFER_NXE) !== 0n,
+    physBits: RING3_CPU.physBits,
+  };
+}
 
 /** What the CPU's INTR pin is wired to: acknowledging returns the vector (the INTA cycle). */
 export interface InterruptController {
@@ -96,6 +119,9 @@ export class Machine {
   #pendingFlush: number | null | undefined = undefined;
   #pageFaultsMapped = 0;
   #contextSwitches = 0;
+  readonly #interruptsByVector = new Map<number, number>();
+  /** Kernel-memory protection by unmapping on switches instead of a user-mode process. */
+  readonly #unmapProtection: boolean;
   readonly #emu: Emulator;
   readonly #uart: Uart16550;
   readonly #tail = new ConsoleTail();
@@ -149,6 +175,7 @@ export class Machine {
     this.#ram = ram;
     this.#kernelProc = proc;
     this.#proc = proc;
+    this.#unmapProtection = config.kernelProtection === "unmap";
     this.clock = new VirtualClock(() =>
       proc.cpuTimeNs() + (this.#userProc === null ? 0 : this.#userProc.cpuTimeNs())
     );
@@ -157,17 +184,15 @@ export class Machine {
     this.#kernelSpace = new ShadowSpace(
       processMapper(proc, () => this.#faults),
       false,
-      stub?.config.base,
+      GUEST_LINEAR_LIMIT,
+      stub === null
+        ? undefined
+        : { base: stub.config.base, end: stub.config.base + stub.config.size },
     );
     const state = this.state;
     const memory = new PagedMemory(
       physical,
-      () => ({
-        enabled: (state.cr0 & CR0.PG) !== 0,
-        cr3: state.cr3,
-        writeProtect: (state.cr0 & CR0.WP) !== 0,
-        pse: (state.cr4 & CR4_PSE) !== 0,
-      }),
+      () => pagingControlsOf(state),
       () => state.cpl === 3,
     );
     this.#consoleWatch = new ConsoleWatch(config.console);
@@ -327,6 +352,7 @@ export class Machine {
       if (stub !== null) fds.push([stub.fd, GUEST_STUB_FD]);
       proc = PtraceProcess.spawn(libc, { fds, cpu: config.cpu });
       const lowest = mapRam(proc, ram.size);
+      unmapHostExtras(proc);
       stub?.mapInto(proc);
       startClockTimer(proc);
       return new Machine(
@@ -511,11 +537,7 @@ export class Machine {
         if (this.#pagingMirrored && proc.stop.signal === SIG.SEGV) {
           const si = proc.loadSigInfo();
           if (si.code !== SI_CODE.KERNEL) {
-            exit = this.#shadowFault(
-              si.addrLow,
-              si.addrHigh !== 0,
-              si.code === SI_CODE.SEGV_ACCERR,
-            );
+            exit = this.#shadowFault(si.addrLow, si.addrHigh, si.code === SI_CODE.SEGV_ACCERR);
             break;
           }
         }
@@ -525,7 +547,10 @@ export class Machine {
         exit = this.#emu.handleSyscall(
           proc.regs,
           proc.regs.get32(REG.orig_rax),
-          proc.regs.ripAbove4G,
+          state.code64
+            ? proc.regs.ripHigh * 2 ** 32 + proc.regs.eip >= GUEST_LINEAR_LIMIT
+            : proc.regs.ripAbove4G,
+          proc.regs.u32[2 * REG.orig_rax + 1],
         );
         break;
       case StopKind.Signal:
@@ -597,6 +622,7 @@ export class Machine {
     const times = this.#faults.active && this.#faults.duplicate(vector) ? 2 : 1;
     for (let i = 0; i < times && this.#result === null; i++) {
       this.#interruptsDelivered++;
+      this.#interruptsByVector.set(vector, (this.#interruptsByVector.get(vector) ?? 0) + 1);
       if (this.#emu.deliverExternal(this.#proc.loadRegs(), vector) === Exit.Fatal) {
         const f = this.#emu.fatal!;
         this.#fail(f.kind, f.message, f.instruction);
@@ -609,28 +635,41 @@ export class Machine {
    * A host fault on an address with paging on: map the page if the guest's tables allow the
    * access, else deliver the guest's own #PF.
    */
-  #shadowFault(addr: number, above4G: boolean, onMapped: boolean): Exit {
+  #shadowFault(addrLow: number, addrHigh: number, onMapped: boolean): Exit {
     const regs = this.#proc.regs;
-    if (above4G) {
+    const rip = regs.ripHigh * 2 ** 32 + regs.eip;
+    if (addrHigh !== 0 && !this.state.longMode) {
       this.#fail(
         "unmapped-memory",
         `guest touched a host address above 4 GiB at eip 0x${regs.eip.toString(16)}`,
       );
       return Exit.Fatal;
     }
+    const addr = addrHigh * 2 ** 32 + addrLow;
     const space = this.#activeSpace();
     if (space === this.#kernelSpace && this.#stub?.contains(addr)) {
       this.#fail(
         "unmapped-memory",
-        `guest kernel code at eip 0x${regs.eip.toString(16)} wrote to 0x${
+        `guest kernel code at rip 0x${rip.toString(16)} wrote to 0x${
           addr.toString(16)
         }, inside the window ring3 reserves for fast-form trampolines; boot with rewrite: "trap"`,
       );
       return Exit.Fatal;
     }
-    // A fault on a page we mapped read-only can only be a write.
-    const write = onMapped && space.mappedReadOnly(addr);
-    const r = space.fill(this.#physical, this.#pagingControls(), addr, write);
+    // A fault at rip on a page mapped without execute rights is a fetch (NX); otherwise a
+    // fault on a page we mapped read-only can only be a write.
+    const fetch = addr === rip && (!onMapped || space.mappedNoExec(addr));
+    const write = !fetch && onMapped && space.mappedReadOnly(addr);
+    const r = space.fill(this.#physical, this.#pagingControls(), addr, write, fetch);
+    if (r.kind === "unmappable") {
+      this.#fail(
+        "unsupported-mode",
+        `guest linear address 0x${addr.toString(16)} (rip 0x${rip.toString(16)}) lies at or ` +
+          `above 0x${r.limit.toString(16)}, where the host process keeps the tracer stub and ` +
+          `the host kernel: ring3 gives a 64-bit guest the low half below that`,
+      );
+      return Exit.Fatal;
+    }
     if (r.kind === "mapped") {
       this.#pageFaultsMapped++;
       return Exit.Resume;
@@ -646,17 +685,12 @@ export class Machine {
       );
       return Exit.Fatal;
     }
-    const w = write || this.#emu.writesMemoryAt(regs.eip) ? PF_ERROR.W : 0;
+    const w = !fetch && (write || this.#emu.writesMemoryAt(rip)) ? PF_ERROR.W : 0;
     return this.#emu.raisePageFault(regs, addr, r.errorCode | w);
   }
 
-  #pagingControls() {
-    const s = this.state;
-    return {
-      cr3: s.cr3,
-      writeProtect: (s.cr0 & CR0.WP) !== 0,
-      pse: (s.cr4 & CR4_PSE) !== 0,
-    };
+  #pagingControls(): TranslationControls {
+    return pagingControlsOf(this.state);
   }
 
   #activeSpace(): ShadowSpace {
@@ -670,7 +704,10 @@ export class Machine {
    */
   #applyPendingChanges(): void {
     const paging = (this.state.cr0 & CR0.PG) !== 0;
+    // Any invalidation (CR3 load, invlpg, paging on or off) rechecks the stub window's page
+    // directory entry; only a full one (new tables) rechecks the reserved long-mode slots.
     const flushed = paging !== this.#pagingMirrored || this.#pendingFlush !== undefined;
+    const fullFlush = paging !== this.#pagingMirrored || this.#pendingFlush === null;
     if (paging !== this.#pagingMirrored) {
       this.#kernelSpace.flushAll();
       this.#userSpace?.flushAll();
@@ -700,6 +737,17 @@ export class Machine {
       if (conflict !== undefined) this.#fail("unsupported-mode", conflict);
     }
     this.#pendingFlush = undefined;
+    if (paging && this.state.longMode && fullFlush) this.#checkReservedSlots();
+    if (this.#unmapProtection) {
+      // One process: user mode gets the same space with supervisor pages taken out first.
+      const user = paging && this.state.cpl === 3;
+      if (user !== this.#kernelSpace.userMode) {
+        if (user) this.#kernelSpace.hideSupervisorPages();
+        this.#kernelSpace.userMode = user;
+        this.#contextSwitches++;
+      }
+      return;
+    }
     const want = paging && this.state.cpl === 3 ? this.#ensureUserProc() : this.#kernelProc;
     if (want !== this.#proc) {
       const from = this.#proc;
@@ -710,15 +758,41 @@ export class Machine {
     }
   }
 
+  /**
+   * A 64-bit guest's tables must leave the top of the low half (the tracer stub's 512 GiB slot
+   * and what lies above it) and the high half unmapped: native accesses there would reach host
+   * memory without faulting. Checked whenever the guest's translations are reloaded.
+   */
+  #checkReservedSlots(): void {
+    const at = firstMappedSlotAbove(this.#physical, this.state.cr3, GUEST_LINEAR_LIMIT);
+    if (at === null) return;
+    const where = at < 0
+      ? `the high half (0x${BigInt.asUintN(64, BigInt(at)).toString(16)})`
+      : `0x${at.toString(16)}`;
+    this.#fail(
+      "unsupported-mode",
+      `the guest's page tables (CR3 0x${this.state.cr3.toString(16)}) map ${where}: ring3 ` +
+        `gives a 64-bit guest only linear addresses below 0x${
+          GUEST_LINEAR_LIMIT.toString(16)
+        }; the host process keeps its tracer stub there and the host kernel owns the high half ` +
+        `(a higher-half kernel cannot run yet)`,
+    );
+  }
+
   #ensureUserProc(): PtraceProcess {
     if (this.#userProc === null) {
       const p = PtraceProcess.spawn(this.#libc, {
         fds: [[this.#ram.fd, GUEST_RAM_FD]],
         cpu: this.config.cpu,
       });
+      unmapHostExtras(p);
       startClockTimer(p);
       this.#userProc = p;
-      this.#userSpace = new ShadowSpace(processMapper(p, () => this.#faults), true);
+      this.#userSpace = new ShadowSpace(
+        processMapper(p, () => this.#faults),
+        true,
+        GUEST_LINEAR_LIMIT,
+      );
     }
     return this.#userProc;
   }
@@ -800,7 +874,12 @@ export class Machine {
 
   #stats(): RunStats {
     return {
-      resumes: this.#proc.resumes,
+      resumes: this.#kernelProc.resumes + (this.#userProc?.resumes ?? 0),
+      hostSyscalls: this.#kernelProc.injected + (this.#userProc?.injected ?? 0),
+      guestPageFaults: this.#emu.trapCounts.get("#PF") ?? 0,
+      interruptsByVector: Object.fromEntries(
+        [...this.#interruptsByVector].map(([v, n]) => [`0x${v.toString(16)}`, n]),
+      ),
       trapsByCause: Object.fromEntries(this.#emu.trapCounts),
       clockTicks: this.#clockTicks,
       interrupts: this.#interruptsDelivered,
@@ -821,7 +900,9 @@ export class Machine {
       kind,
       message,
       instruction,
-      rip: regsKnown ? this.#proc.loadRegs().eip.toString(16) : undefined,
+      rip: regsKnown
+        ? (this.#proc.loadRegs().ripHigh * 2 ** 32 + this.#proc.regs.eip).toString(16)
+        : undefined,
       mode: this.state.describeMode(),
       lastConsoleLines: this.#tail.lastLines(this.config.reportLines),
       guestNs: this.clock.now(),

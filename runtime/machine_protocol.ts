@@ -37,6 +37,12 @@ export interface MachineConfig {
   console: ConsoleLimits;
   /** Faults to inject (see fault_plan.ts); default none. */
   faults?: FaultPlan;
+  /**
+   * How supervisor pages are kept from guest user mode (seed 002 §5.1): "process" (default) runs
+   * user mode in a second host process where they are never mapped; "unmap" keeps one process
+   * and unmaps them on every switch to user mode.
+   */
+  kernelProtection?: KernelProtection;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
   /** Disks on the ATA channels (default none). */
@@ -59,6 +65,9 @@ export interface NicConfig {
   mac: Uint8Array;
   sync: { buffer: SharedArrayBuffer; slot: number; latencyNs: number };
 }
+
+/** The two kernel-memory protection designs; see docs/design/2026-11-21-shadow-paging.md. */
+export type KernelProtection = "process" | "unmap";
 
 /** Scenario thread → machine Worker, once, by postMessage: build and run. */
 export interface BootMessage {

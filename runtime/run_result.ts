@@ -54,8 +54,17 @@ export interface RunStats {
   shadowPageFills?: number;
   /** Fast-form sequences (cli, sti, pushf, popf) the trampolines ran without a trap. */
   fastPaths?: number;
-  /** Moves of the vCPU between the kernel-mode and user-mode host processes. */
+  /**
+   * Switches between guest kernel and user mode with paging on: host process changes, or
+   * supervisor pages hidden, depending on the protection design.
+   */
   privilegeSwitches?: number;
+  /** Host system calls injected into the guest processes (mmap, munmap, mprotect, …). */
+  hostSyscalls?: number;
+  /** Guest page faults delivered (#PF), beside the shadow fills the guest never sees. */
+  guestPageFaults?: number;
+  /** External interrupts delivered, by vector ("0x20": n). */
+  interruptsByVector?: Record<string, number>;
   /**
    * Timeline events and faults as they were applied, in guest-time order. `outcome` is
    * "skipped" for one the backend cannot do (reported, not faked) and "rejected" for bad

@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { parseElf } from "../runtime/boot/elf.ts";
 import { findMultibootHeader } from "../runtime/boot/multiboot.ts";
-import { Vm } from "../mod.ts";
+import { type KernelProtection, Vm } from "../mod.ts";
 import { computeBench } from "./bench/compute_bench.ts";
 import { timeLines } from "./bench/line_timer.ts";
 import { pingBench } from "./bench/ping_bench.ts";
@@ -121,23 +121,30 @@ async function lockForms() {
   return { trap, fast, timeRatioTrapOverFast: +(trap.usPerPair / fast.usPerPair).toFixed(0) };
 }
 
-async function miniosSelftest() {
+/** A fixture's self-test (all checks must pass), with one kernel-memory protection design. */
+async function selftest(kernel: string, kernelProtection: KernelProtection = "process") {
   const vm = await Vm.start({
-    kernel: "fixtures/build/minios.elf",
+    kernel,
     cmdline: "selftest",
     cpu,
     timeout: "120s",
+    kernelProtection,
   });
   const t0 = performance.now();
   const code = await vm.exit();
   const ms = performance.now() - t0;
   const s = (await vm.result()).stats;
-  if (code !== 1) throw new Error(`minios selftest failed: ${vm.console.transcript}`);
+  if (code !== 1) throw new Error(`${kernel} selftest failed: ${vm.console.transcript}`);
   return {
+    kernelProtection,
     hostMs: +ms.toFixed(0),
     guestMs: +(s.guestNs / 1e6).toFixed(0),
-    hostRoundTrips: s.resumes,
+    /** Resumes plus injected host syscalls: every stop of the guest process. */
+    hostRoundTrips: s.resumes + (s.hostSyscalls ?? 0),
+    hostSyscalls: s.hostSyscalls ?? 0,
     interrupts: s.interrupts,
+    interruptsByVector: s.interruptsByVector ?? {},
+    guestPageFaults: s.guestPageFaults ?? 0,
     shadowPageFills: s.shadowPageFills,
     privilegeSwitches: s.privilegeSwitches,
     trapsByCause: s.trapsByCause,
@@ -157,7 +164,9 @@ for (let i = 0; i < ROUNDS; i++) {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const hello = await helloBootToExit();
 const locks = await lockForms();
-const minios = await miniosSelftest();
+const minios = await selftest("fixtures/build/minios.elf");
+const miniosUnmap = await selftest("fixtures/build/minios.elf", "unmap");
+const longmode = await selftest("fixtures/build/longmode.elf");
 const compute = await computeBench({ cpu, rounds: 3 });
 const ping = await pingBench({ count: 20, cpus: [cpu, cpus.length > 1 ? cpus[0] : cpu] });
 const disk = await diskBench({ cpu, kib: 4096 });
@@ -178,6 +187,13 @@ const result = {
   miniosSelftest: minios,
   pingRoundTrip: ping,
   disk,
+  kernelProtection: {
+    process: minios,
+    unmap: miniosUnmap,
+    hostTimeRatio: +(miniosUnmap.hostMs / minios.hostMs).toFixed(2),
+    roundTripRatio: +(miniosUnmap.hostRoundTrips / minios.hostRoundTrips).toFixed(2),
+  },
+  longmodeSelftest: longmode,
   helloBootToExit: {
     hostMs: +hello.hostMs.toFixed(1),
     guestMs: +hello.guestMs.toFixed(2),
@@ -224,15 +240,20 @@ if (values.json) {
     );
   }
   console.log(`  time per pair, trap form / fast form: ${l.timeRatioTrapOverFast}x`);
-  const m = result.miniosSelftest;
-  console.log("\nminios self-test (paging, user processes, 100 Hz preemption)");
+  printSelftest("minios self-test (paging, user processes, 100 Hz preemption)", minios);
+  printSelftest("longmode self-test (64-bit, 4-level paging, user tasks, syscall)", longmode);
+  const k = result.kernelProtection;
+  console.log("\nkernel-memory protection designs on the minios self-test (seed 002 §5.1)");
+  for (const r of [k.process, k.unmap]) {
+    console.log(
+      `  ${r.kernelProtection.padEnd(8)} host ${r.hostMs} ms, ${r.hostRoundTrips} round trips, ` +
+        `${r.hostSyscalls} host syscalls, ${r.shadowPageFills} shadow fills, ` +
+        `${r.privilegeSwitches} switches`,
+    );
+  }
   console.log(
-    `  host ${m.hostMs} ms, guest ${m.guestMs} ms, ${m.hostRoundTrips} host round trips, ${m.interrupts} interrupts`,
+    `  unmap/process: host time x${k.hostTimeRatio}, round trips x${k.roundTripRatio}`,
   );
-  console.log(
-    `  ${m.shadowPageFills} shadow page fills, ${m.privilegeSwitches} privilege switches (host process changes)`,
-  );
-  console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
   const p = result.pingRoundTrip;
   console.log(`\nping between two minios machines on one network (${p.count} echoes, guest time)`);
   console.log(
@@ -255,6 +276,20 @@ if (values.json) {
       `${d.readRatio}`,
   );
   console.log(`  traps by cause: ${fmtCauses(d.trapsByCause)}`);
+}
+
+function printSelftest(title: string, m: Awaited<ReturnType<typeof selftest>>): void {
+  console.log(`\n${title}`);
+  console.log(
+    `  host ${m.hostMs} ms, guest ${m.guestMs} ms, ${m.hostRoundTrips} host round trips ` +
+      `(${m.hostSyscalls} injected host syscalls)`,
+  );
+  console.log(
+    `  page faults: ${m.guestPageFaults} delivered to the guest, ${m.shadowPageFills} shadow ` +
+      `fills; ${m.privilegeSwitches} privilege switches`,
+  );
+  console.log(`  interrupts: ${m.interrupts} (${fmtCauses(m.interruptsByVector)})`);
+  console.log(`  traps by cause: ${fmtCauses(m.trapsByCause)}`);
 }
 
 function fmtCauses(c: Record<string, number>): string {

@@ -3,9 +3,13 @@
  * partial emulator supports or what the host runs natively at ring 3 anyway (x87, MMX, SSE,
  * SSE2, SSE3). Notably absent:
  * - VME and v8086 mode;
- * - SYSCALL in 32-bit mode, which cannot be returned from in compat mode (ARCHITECTURE.md);
- * - long mode, until the emulator supports it;
+ * - SYSCALL outside 64-bit mode, which cannot be returned from in compat mode
+ *   (ARCHITECTURE.md). Intel CPUs report the SYSCALL bit of leaf 0x80000001 only in 64-bit
+ *   mode, so the model does too;
  * - MTRR, MCE, APIC x2 and TSC-deadline.
+ *
+ * Long mode (LM), NX and PAE are advertised: the emulator walks PAE and 4-level tables and
+ * runs 64-bit code natively with the host's 64-bit code selector.
  *
  * @module
  */
@@ -29,6 +33,13 @@ export const CPUID1_EDX = {
   FXSR: 1 << 24,
   SSE: 1 << 25,
   SSE2: 1 << 26,
+} as const;
+
+/** Feature bits of CPUID leaf 0x80000001 EDX. */
+export const CPUID_EXT_EDX = {
+  SYSCALL: 1 << 11,
+  NX: 1 << 20,
+  LM: 1 << 29,
 } as const;
 
 /** Feature bits of CPUID leaf 1 ECX. */
@@ -60,9 +71,14 @@ export interface CpuModel {
   /** Physical and linear address bits (leaf 0x80000008). */
   physBits: number;
   linearBits: number;
+  /** Long mode: EFER.LME and the long-mode MSRs exist. Must agree with CPUID_EXT_EDX.LM. */
+  longMode: boolean;
 }
 
-/** ring3's default virtual CPU: a P6-family 32-bit CPU with PAE, PSE, PGE, SEP and a local APIC. */
+/**
+ * ring3's default virtual CPU: a P6-family CPU with PAE, PSE, PGE, SEP, a local APIC, NX and
+ * long mode.
+ */
 export const RING3_CPU: Readonly<CpuModel> = Object.freeze({
   vendor: "GenuineIntel",
   brand: "ring3 virtual CPU",
@@ -74,11 +90,12 @@ export const RING3_CPU: Readonly<CpuModel> = Object.freeze({
     CPUID1_EDX.PGE | CPUID1_EDX.CMOV | CPUID1_EDX.PAT | CPUID1_EDX.MMX | CPUID1_EDX.FXSR |
     CPUID1_EDX.SSE | CPUID1_EDX.SSE2,
   features1Ecx: CPUID1_ECX.SSE3,
-  extFeaturesEdx: 0,
+  extFeaturesEdx: CPUID_EXT_EDX.SYSCALL | CPUID_EXT_EDX.NX | CPUID_EXT_EDX.LM,
   extFeaturesEcx: 0,
   tscHz: 1_000_000_000,
   physBits: 36,
-  linearBits: 32,
+  linearBits: 48,
+  longMode: true,
 });
 
 function str4(s: string, at: number): number {
@@ -93,9 +110,15 @@ function str4(s: string, at: number): number {
  * @param model the virtual CPU
  * @param leaf EAX
  * @param subleaf ECX
+ * @param code64 whether the asking code runs in 64-bit mode (SYSCALL is reported only there)
  * @returns the four registers
  */
-export function cpuid(model: CpuModel, leaf: number, subleaf: number): CpuidResult {
+export function cpuid(
+  model: CpuModel,
+  leaf: number,
+  subleaf: number,
+  code64 = false,
+): CpuidResult {
   const zero = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
   void subleaf;
   const vendor = model.vendor.padEnd(12, " ");
@@ -114,7 +137,12 @@ export function cpuid(model: CpuModel, leaf: number, subleaf: number): CpuidResu
     case 0x80000000:
       return { eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 };
     case 0x80000001:
-      return { eax: 0, ebx: 0, ecx: model.extFeaturesEcx >>> 0, edx: model.extFeaturesEdx >>> 0 };
+      return {
+        eax: 0,
+        ebx: 0,
+        ecx: model.extFeaturesEcx >>> 0,
+        edx: (model.extFeaturesEdx & (code64 ? ~0 : ~CPUID_EXT_EDX.SYSCALL)) >>> 0,
+      };
     case 0x80000002:
     case 0x80000003:
     case 0x80000004: {

@@ -43,6 +43,11 @@ export interface DecodedInstruction {
   memScale: number;
   /** Displacement as an unsigned 32-bit number. */
   memDisplacement: number;
+  /**
+   * Displacement as a signed number (64-bit mode; for a rip-relative operand, the absolute
+   * target as iced-x86 computes it).
+   */
+  memDisplacement64: number;
   /** Effective segment of the memory operand (Register.DS etc.). */
   memSegment: number;
   farSelector: number;
@@ -126,7 +131,7 @@ export class InstructionDecoder {
   #decodeFresh(address: number, bitness: number, bytes: Uint8Array): DecodedInstruction {
     const decoder = new Decoder(bitness, bytes, DecoderOptions.None);
     try {
-      decoder.ip = BigInt(address >>> 0);
+      decoder.ip = BigInt(bitness === 64 ? address : address >>> 0);
       const ins = decoder.decode();
       try {
         if (ins.isInvalid) throw new DecodeError(address, bytes.slice());
@@ -167,6 +172,7 @@ export class InstructionDecoder {
           memIndex: ins.memoryIndex,
           memScale: ins.memoryIndexScale,
           memDisplacement: Number(BigInt.asUintN(32, ins.memoryDisplacement)),
+          memDisplacement64: Number(BigInt.asIntN(64, ins.memoryDisplacement)),
           memSegment: ins.memorySegment,
           farSelector: isFar ? ins.farBranchSelector : 0,
           farOffset: isFar
@@ -194,9 +200,9 @@ export class InstructionDecoder {
 /** What a register operand of iced-x86 is, in the emulator's terms. */
 export interface RegisterInfo {
   kind: "gpr" | "sreg" | "cr" | "dr" | "other";
-  /** gpr: 0..7 in ModRM order; sreg: SREG number; cr/dr: n. */
+  /** gpr: 0..15 in ModRM order (8 = r8); sreg: SREG number; cr/dr: n. */
   index: number;
-  /** gpr: 1, 2 or 4 bytes. */
+  /** gpr: 1, 2, 4 or 8 bytes. */
   size: number;
   /** gpr: an 8-bit high register (ah, ch, dh, bh). */
   high: boolean;
@@ -215,6 +221,18 @@ const REGISTER_INFO = new Map<number, RegisterInfo>();
   gpr16.forEach((n, i) => REGISTER_INFO.set(R[n], { kind: "gpr", index: i, size: 2, high: false }));
   gpr32.forEach((n, i) => REGISTER_INFO.set(R[n], { kind: "gpr", index: i, size: 4, high: false }));
   sreg.forEach((n, i) => REGISTER_INFO.set(R[n], { kind: "sreg", index: i, size: 2, high: false }));
+  // 64-bit mode: rax..r15, r8d..r15d, r8w..r15w, spl/bpl/sil/dil and r8l..r15l.
+  const gpr64 = ["RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI"];
+  gpr64.forEach((n, i) => REGISTER_INFO.set(R[n], { kind: "gpr", index: i, size: 8, high: false }));
+  ["SPL", "BPL", "SIL", "DIL"].forEach((n, i) =>
+    REGISTER_INFO.set(R[n], { kind: "gpr", index: 4 + i, size: 1, high: false })
+  );
+  for (let i = 8; i < 16; i++) {
+    REGISTER_INFO.set(R[`R${i}`], { kind: "gpr", index: i, size: 8, high: false });
+    REGISTER_INFO.set(R[`R${i}D`], { kind: "gpr", index: i, size: 4, high: false });
+    REGISTER_INFO.set(R[`R${i}W`], { kind: "gpr", index: i, size: 2, high: false });
+    REGISTER_INFO.set(R[`R${i}L`], { kind: "gpr", index: i, size: 1, high: false });
+  }
   for (let i = 0; i < 16; i++) {
     if (R[`CR${i}`] !== undefined) {
       REGISTER_INFO.set(R[`CR${i}`], { kind: "cr", index: i, size: 4, high: false });

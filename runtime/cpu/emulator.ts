@@ -39,6 +39,17 @@ import {
 import type { VcpuState } from "./vcpu_state.ts";
 import { cpuid, type CpuModel, RING3_CPU } from "./cpu_model.ts";
 import {
+  CR4,
+  decodeGate64,
+  EFER,
+  EFER_WRITABLE,
+  isLowHalf,
+  join64,
+  split64,
+  SYSTEM_TYPE64,
+  tss64StackOffset,
+} from "./long_mode.ts";
+import {
   CR0,
   hasErrorCode,
   isContributory,
@@ -142,6 +153,10 @@ const PRIVILEGED = new Set<number>([
   Mnemonic.Invd,
   Mnemonic.Rdmsr,
   Mnemonic.Wrmsr,
+  Mnemonic.Sysret,
+  Mnemonic.Sysretq,
+  Mnemonic.Sysexit,
+  Mnemonic.Sysexitq,
 ]);
 
 /** Where the machine is told to put a host selector standing in for a guest one. */
@@ -150,6 +165,8 @@ export interface HostSegments {
   setHostSelector(sreg: number, selector: number): void;
   /** The host selector in segment register `sreg`. */
   hostSelector(sreg: number): number;
+  /** Sets the host fs (4) or gs (5) base, which 64-bit guest code uses natively. */
+  setSegmentBase(sreg: number, low: number, high: number): void;
 }
 
 /** An instruction the static rewriter replaced with int3 (the trap form). */
@@ -269,17 +286,31 @@ export class Emulator {
    * @param regs guest registers (eax already holds -ENOSYS)
    * @param origEax the guest's eax when it made the call
    * @param ripAbove4G whether the host reported a return address outside the guest
+   * @param origHigh high half of the guest's rax (64-bit mode)
    * @returns what to do next
    */
-  handleSyscall(regs: CpuRegisters & HostSegments, origEax: number, ripAbove4G: boolean): Exit {
+  handleSyscall(
+    regs: CpuRegisters & HostSegments,
+    origEax: number,
+    ripAbove4G: boolean,
+    origHigh = 0,
+  ): Exit {
     this.#regs = regs;
     this.fatal = null;
     try {
-      const eip = regs.eip;
+      const eip = this.#rip();
       if (!ripAbove4G && eip >= 2 && this.#tryRead16(eip - 2) === 0x80cd) {
         this.#count("int 0x80");
-        regs.setGpr(0, origEax);
+        regs.setGpr64(0, origEax, origHigh);
         this.#raise(0x80, null, eip, true);
+        return Exit.Resume;
+      }
+      if (this.state.code64 && isLowHalf(eip) && this.#tryRead16(eip - 2) === 0x050f) {
+        // In 64-bit mode the host reports the address after the instruction, as the CPU
+        // leaves it in rcx: the guest kernel's entry can return there.
+        this.#count("syscall");
+        regs.setGpr64(0, origEax, origHigh);
+        this.#syscall64(eip);
         return Exit.Resume;
       }
       throw new Fatal(
@@ -307,8 +338,8 @@ export class Emulator {
     this.fatal = null;
     try {
       this.#count("#PF");
-      this.state.cr2 = linear >>> 0;
-      this.#raise(VECTOR.PF, errorCode, regs.eip, false);
+      this.state.cr2 = linear;
+      this.#raise(VECTOR.PF, errorCode, this.#rip(), false);
       return Exit.Resume;
     } catch (e) {
       return this.#fail(e);
@@ -327,7 +358,7 @@ export class Emulator {
     this.#regs = regs;
     this.fatal = null;
     try {
-      return this.#emulateMmio(regs.eip, physical);
+      return this.#emulateMmio(this.#rip(), physical);
     } catch (e) {
       return this.#fail(e);
     }
@@ -340,10 +371,9 @@ export class Emulator {
    * instruction named.
    */
   #emulateMmio(eip: number, physical: number): Exit {
-    const d = this.decoder.decode(eip, 32, this.#fetch);
+    const d = this.decoder.decode(eip, this.#bits(), this.#fetch);
     const mmio = this.#mmio!;
-    const regs = this.#regs;
-    const next = (eip + d.length) >>> 0;
+    const next = this.#advance(eip, d.length);
     const size = MMIO_SIZE.get(d.code);
     if (size === undefined) {
       this.#unsupported(
@@ -363,7 +393,7 @@ export class Emulator {
       if (d.mnemonic === Mnemonic.Movsx) v = size === 1 ? (v << 24) >> 24 : (v << 16) >> 16;
       this.#writeReg(registerInfo(d.op0Register), v >>> 0);
     }
-    regs.eip = next;
+    this.#setRip(next);
     return Exit.Resume;
   }
 
@@ -391,11 +421,78 @@ export class Emulator {
     this.fatal = null;
     try {
       this.state.halted = false;
-      this.#raise(vector, null, regs.eip, false);
+      this.#raise(vector, null, this.#rip(), false);
       return Exit.Resume;
     } catch (e) {
       return this.#fail(e);
     }
+  }
+
+  // ---- the instruction pointer and the stack pointer at the current width ----
+
+  /** 64 in 64-bit mode, else 32 (compatibility and protected mode). */
+  #bits(): 32 | 64 {
+    return this.state.code64 ? 64 : 32;
+  }
+
+  /** The guest's instruction pointer (rip in 64-bit mode). */
+  #rip(): number {
+    const regs = this.#regs;
+    return this.state.code64 ? join64(regs.eip, regs.ripHigh) : regs.eip;
+  }
+
+  #setRip(v: number): void {
+    const regs = this.#regs;
+    if (!this.state.code64) {
+      regs.eip = v >>> 0;
+      return;
+    }
+    const [lo, hi] = split64(v);
+    regs.eip = lo;
+    regs.ripHigh = hi;
+  }
+
+  #advance(ip: number, length: number): number {
+    return this.state.code64 ? ip + length : (ip + length) >>> 0;
+  }
+
+  #sp(): number {
+    const regs = this.#regs;
+    return this.state.code64 ? join64(regs.gpr(4), regs.gprHigh(4)) : regs.gpr(4);
+  }
+
+  #setSp(v: number): void {
+    if (!this.state.code64) {
+      this.#regs.setGpr(4, v >>> 0);
+      return;
+    }
+    const [lo, hi] = split64(v);
+    this.#regs.setGpr64(4, lo, hi);
+  }
+
+  /** Reads 8 bytes as a number (exact for low-half addresses and small values). */
+  #read64(addr: number): number {
+    return join64(this.memory.read32(addr), this.memory.read32(addr + 4));
+  }
+
+  #write64(addr: number, v: number): void {
+    const [lo, hi] = split64(v);
+    // Both halves are translated before either is written, so a fault leaves memory unchanged.
+    this.memory.read32(addr + 4);
+    this.memory.write32(addr, lo);
+    this.memory.write32(addr + 4, hi);
+  }
+
+  #push64(v: number): void {
+    const sp = this.#sp() - 8;
+    this.#write64(sp, v);
+    this.#setSp(sp);
+  }
+
+  /** Pushes a return slot at the operand size of the code (8 bytes in 64-bit mode). */
+  #pushSlot(v: number): void {
+    if (this.state.code64) this.#push64(v);
+    else this.#push32(v);
   }
 
   /** A page fault from an emulator access becomes the guest's #PF, with CR2 set. */
@@ -415,7 +512,7 @@ export class Emulator {
     if (e instanceof GuestException) {
       // A fault outside any instruction's emulation (fetching the instruction itself).
       try {
-        this.#raise(e.vector, e.errorCode, this.#regs.eip, false);
+        this.#raise(e.vector, e.errorCode, this.#rip(), false);
         return Exit.Resume;
       } catch (e2) {
         return this.#fail(e2);
@@ -448,8 +545,7 @@ export class Emulator {
   }
 
   #dispatchFault(signal: number, siginfo: () => FaultInfo): Exit {
-    const regs = this.#regs;
-    const eip = regs.eip;
+    const eip = this.#rip();
     switch (signal) {
       case SIGNAL.SEGV: {
         // A privileged instruction faults (#GP) before it touches memory, so when one sits at
@@ -516,7 +612,7 @@ export class Emulator {
 
   #describeAt(eip: number): { bytes: string; text: string } | undefined {
     try {
-      const d = this.decoder.decode(eip, 32, this.#fetch);
+      const d = this.decoder.decode(eip, this.#bits(), this.#fetch);
       return { bytes: hexBytes(d.bytes), text: d.text };
     } catch {
       return undefined;
@@ -526,7 +622,7 @@ export class Emulator {
   #onInvalidOpcode(eip: number): Exit {
     let d: DecodedInstruction;
     try {
-      d = this.decoder.decode(eip, 32, this.#fetch);
+      d = this.decoder.decode(eip, this.#bits(), this.#fetch);
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       this.#count("#UD");
@@ -535,20 +631,9 @@ export class Emulator {
     }
     if (d.mnemonic === Mnemonic.Sysenter) {
       // AMD raises #UD for sysenter in compat mode; the guest's CPU model decides instead.
-      this.#count("sysenter");
-      if ((this.state.msrs.get(MSR.SYSENTER_CS) ?? 0n) === 0n) {
-        this.#raise(VECTOR.GP, 0, eip, false);
-        return Exit.Resume;
-      }
-      throw new Fatal(
-        "unsupported-instruction",
-        "sysenter with SYSENTER_CS set is not emulated yet",
-        {
-          bytes: hexBytes(d.bytes),
-          text: d.text,
-        },
-      );
+      return this.#emulateDecoded(d, eip);
     }
+    if (d.mnemonic === Mnemonic.Swapgs) return this.#emulateDecoded(d, eip);
     this.#count("#UD");
     this.#raise(VECTOR.UD, null, eip, false);
     return Exit.Resume;
@@ -583,7 +668,7 @@ export class Emulator {
       } catch (e) {
         if (!(e instanceof GuestException)) throw e;
         // The load itself should have faulted; the nearest honest point is here.
-        this.#raise(e.vector, e.errorCode, regs.eip, false);
+        this.#raise(e.vector, e.errorCode, this.#rip(), false);
       }
       repaired = true;
     }
@@ -592,7 +677,7 @@ export class Emulator {
 
   #tryDecode(eip: number): DecodedInstruction | null {
     try {
-      return this.decoder.decode(eip, 32, this.#fetch);
+      return this.decoder.decode(eip, this.#bits(), this.#fetch);
     } catch {
       return null;
     }
@@ -600,7 +685,7 @@ export class Emulator {
 
   /** Emulates the privileged instruction at eip that raised #GP in the host. */
   #emulateAt(eip: number): Exit {
-    return this.#emulateDecoded(this.decoder.decode(eip, 32, this.#fetch), eip);
+    return this.#emulateDecoded(this.decoder.decode(eip, this.#bits(), this.#fetch), eip);
   }
 
   #emulateDecoded(d: DecodedInstruction, eip: number): Exit {
@@ -622,7 +707,7 @@ export class Emulator {
   #unsupported(d: DecodedInstruction, why = "not emulated"): never {
     throw new Fatal(
       "unsupported-instruction",
-      `${d.text} at 0x${hex(this.#regs.eip)}: ${why}`,
+      `${d.text} at 0x${hex(this.#rip())}: ${why}`,
       { bytes: hexBytes(d.bytes), text: d.text },
     );
   }
@@ -630,7 +715,7 @@ export class Emulator {
   #emulate(d: DecodedInstruction, eip: number): Exit {
     const regs = this.#regs;
     const state = this.state;
-    const next = (eip + d.length) >>> 0;
+    const next = this.#advance(eip, d.length);
     switch (d.mnemonic) {
       case Mnemonic.Out: {
         this.#count("out");
@@ -638,7 +723,7 @@ export class Emulator {
         const port = d.op0Kind === OpKind.Immediate8 ? d.immediate : regs.gpr(2) & 0xffff;
         const r = registerInfo(d.op1Register);
         this.io.write(port, this.#readReg(r), r.size as 1 | 2 | 4);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.In: {
@@ -647,7 +732,7 @@ export class Emulator {
         const port = d.op1Kind === OpKind.Immediate8 ? d.immediate : regs.gpr(2) & 0xffff;
         const r = registerInfo(d.op0Register);
         this.#writeReg(r, this.io.read(port, r.size as 1 | 2 | 4));
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Outsb:
@@ -659,36 +744,40 @@ export class Emulator {
         this.#count(Mnemonic[d.mnemonic].toLowerCase());
         this.#checkIo();
         this.#stringIo(d);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Cli:
         this.#count("cli");
         this.#checkIopl();
         state.interruptFlag = false;
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Sti:
         this.#count("sti");
         this.#checkIopl();
         if (!state.interruptFlag) state.interruptShadow = true;
         state.interruptFlag = true;
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Hlt:
         this.#count("hlt");
         this.#checkCpl0();
         state.halted = true;
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Halt;
       case Mnemonic.Lgdt:
       case Mnemonic.Lidt: {
         this.#count(d.mnemonic === Mnemonic.Lgdt ? "lgdt" : "lidt");
         this.#checkCpl0();
         const ea = this.#effectiveAddress(d);
-        const table = { limit: this.memory.read16(ea), base: this.memory.read32(ea + 2) >>> 0 };
+        // In 64-bit mode the base is 8 bytes.
+        const table = {
+          limit: this.memory.read16(ea),
+          base: state.code64 ? this.#read64(ea + 2) : this.memory.read32(ea + 2) >>> 0,
+        };
         if (d.mnemonic === Mnemonic.Lgdt) state.gdtr = table;
         else state.idtr = table;
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Lldt:
@@ -698,7 +787,7 @@ export class Emulator {
         const sel = this.#readOperand16(d);
         if (d.mnemonic === Mnemonic.Lldt) this.#loadLdt(sel);
         else this.#loadTr(sel);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Mov:
@@ -707,11 +796,13 @@ export class Emulator {
         const r = registerInfo(d.op0Register);
         if (r.kind !== "sreg") this.#unsupported(d);
         this.#count(`pop ${SREG_NAMES[r.index]}`);
-        const esp = regs.gpr(4);
-        const sel = this.memory.read16(esp);
+        const sp = this.#sp();
+        const sel = this.memory.read16(sp);
         this.#loadDataSegment(r.index, sel);
-        regs.setGpr(4, esp + (d.code === Code.Popw_DS || d.code === Code.Popw_ES ? 2 : 4));
-        regs.eip = next;
+        const word = d.code === Code.Popw_DS || d.code === Code.Popw_ES ||
+          d.code === Code.Popw_FS || d.code === Code.Popw_GS;
+        this.#setSp(sp + (word ? 2 : state.code64 ? 8 : 4));
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Lds:
@@ -733,13 +824,14 @@ export class Emulator {
         const sel = this.memory.read16(ea + dst.size);
         this.#loadDataSegment(sreg, sel);
         this.#writeReg(dst, offset);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Jmp:
       case Mnemonic.Call: {
+        const wide = d.code === Code.Jmp_m1664 || d.code === Code.Call_m1664;
         const far = d.op0Kind === OpKind.FarBranch32 || d.code === Code.Jmp_m1632 ||
-          d.code === Code.Call_m1632;
+          d.code === Code.Call_m1632 || wide;
         if (!far) this.#unsupported(d);
         const isCall = d.mnemonic === Mnemonic.Call;
         this.#count(isCall ? "far call" : "far jmp");
@@ -749,32 +841,54 @@ export class Emulator {
           off = d.farOffset;
         } else {
           const ea = this.#effectiveAddress(d);
-          off = this.memory.read32(ea);
-          sel = this.memory.read16(ea + 4);
+          off = wide ? this.#read64(ea) : this.memory.read32(ea);
+          sel = this.memory.read16(ea + (wide ? 8 : 4));
         }
         const oldCs = state.selectors[SREG.CS];
-        this.#loadCodeSegment(sel, d);
         if (isCall) {
-          this.#push32(oldCs);
-          this.#push32(next);
+          // Pushed at the caller's operand size, before the new mode takes effect.
+          if (wide) {
+            this.#push64(oldCs);
+            this.#push64(next);
+          } else {
+            this.#push32(oldCs);
+            this.#push32(next);
+          }
         }
-        regs.eip = off;
+        this.#loadCodeSegment(sel, d);
+        this.#setRip(off);
         return Exit.Resume;
       }
       case Mnemonic.Retf: {
         this.#count("far ret");
-        const esp = regs.gpr(4);
-        const off = this.memory.read32(esp);
-        const sel = this.memory.read16(esp + 4);
+        const q = d.code === Code.Retfq || d.code === Code.Retfq_imm16;
+        const slot = q ? 8 : 4;
+        const sp = this.#sp();
+        const off = q ? this.#read64(sp) : this.memory.read32(sp);
+        const sel = this.memory.read16(sp + slot);
         if ((sel & 3) > state.cpl) this.#unsupported(d, "far return to an outer privilege level");
+        const wasCode64 = state.code64;
         this.#loadCodeSegment(sel, d);
-        regs.setGpr(4, esp + 8 + (d.opCount > 0 ? d.immediate : 0));
-        regs.eip = off;
+        const after = sp + 2 * slot + (d.opCount > 0 ? d.immediate : 0);
+        if (wasCode64) {
+          const [lo, hi] = split64(after);
+          regs.setGpr64(4, lo, hi);
+        } else regs.setGpr(4, after >>> 0);
+        this.#setRip(off);
         return Exit.Resume;
       }
       case Mnemonic.Iretd:
+      case Mnemonic.Iretq:
         this.#count("iret");
-        this.#iret(d);
+        if (state.longMode) this.#iret64(d);
+        else this.#iret(d);
+        return Exit.Resume;
+      case Mnemonic.Swapgs:
+        this.#count("swapgs");
+        if (!state.code64) throw new GuestException(VECTOR.UD, null);
+        this.#checkCpl0();
+        this.#swapgs();
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Int: {
         const vector = d.immediate & 0xff;
@@ -794,7 +908,7 @@ export class Emulator {
         this.#count("clts");
         this.#checkCpl0();
         state.cr0 &= ~CR0.TS;
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Lmsw: {
         this.#count("lmsw");
@@ -802,52 +916,59 @@ export class Emulator {
         // lmsw sets PE but never clears it, and touches only the low four bits.
         const v = this.#readOperand16(d) & 0xf;
         this.#writeCr0(((state.cr0 & ~0xe) | v | (state.cr0 & CR0.PE)) >>> 0, d);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Invlpg:
         this.#count("invlpg");
         this.#checkCpl0();
         this.#onTranslationChange(this.#effectiveAddress(d) & ~0xfff);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Wbinvd:
       case Mnemonic.Invd:
         // No caches to model.
         this.#count(Mnemonic[d.mnemonic].toLowerCase());
         this.#checkCpl0();
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       case Mnemonic.Rdmsr: {
         this.#count("rdmsr");
         this.#checkCpl0();
-        const v = this.#readMsr(regs.gpr(1));
+        const v = BigInt.asUintN(64, this.#readMsr(regs.gpr(1)));
         regs.setGpr(0, Number(v & 0xffffffffn));
         regs.setGpr(2, Number((v >> 32n) & 0xffffffffn));
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Wrmsr: {
         this.#count("wrmsr");
         this.#checkCpl0();
         this.#writeMsr(regs.gpr(1), (BigInt(regs.gpr(2)) << 32n) | BigInt(regs.gpr(0)));
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Pushf:
-      case Mnemonic.Pushfd: {
+      case Mnemonic.Pushfd:
+      case Mnemonic.Pushfq: {
         this.#count("pushf");
         const f = this.guestEflags() & ~(EFLAGS_RF | EFLAGS_VM);
         if (d.mnemonic === Mnemonic.Pushf) this.#push16(f & 0xffff);
+        else if (d.mnemonic === Mnemonic.Pushfq) this.#push64(f);
         else this.#push32(f);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Popf:
-      case Mnemonic.Popfd: {
+      case Mnemonic.Popfd:
+      case Mnemonic.Popfq: {
         this.#count("popf");
         const esp = regs.gpr(4);
-        if (d.mnemonic === Mnemonic.Popf) {
+        if (d.mnemonic === Mnemonic.Popfq) {
+          const sp = this.#sp();
+          this.#setGuestEflags(this.memory.read32(sp));
+          this.#setSp(sp + 8);
+        } else if (d.mnemonic === Mnemonic.Popf) {
           const v = this.memory.read16(esp);
           this.#setGuestEflags((this.guestEflags() & 0xffff0000) | v);
           regs.setGpr(4, esp + 2);
@@ -855,7 +976,7 @@ export class Emulator {
           this.#setGuestEflags(this.memory.read32(esp));
           regs.setGpr(4, esp + 4);
         }
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Push: {
@@ -864,18 +985,18 @@ export class Emulator {
         this.#count(`push ${SREG_NAMES[r.index]}`);
         // Zero-extended to the operand size, as QEMU does (Intel also allows a 16-bit store).
         if (PUSHW_SREG.has(d.code)) this.#push16(state.selectors[r.index]);
-        else this.#push32(state.selectors[r.index]);
-        regs.eip = next;
+        else this.#pushSlot(state.selectors[r.index]);
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Cpuid: {
         this.#count("cpuid");
-        const r = cpuid(this.#model, regs.gpr(0), regs.gpr(1));
+        const r = cpuid(this.#model, regs.gpr(0), regs.gpr(1), state.code64);
         regs.setGpr(0, r.eax);
         regs.setGpr(3, r.ebx);
         regs.setGpr(1, r.ecx);
         regs.setGpr(2, r.edx);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Rdtsc:
@@ -888,7 +1009,7 @@ export class Emulator {
         if (d.mnemonic === Mnemonic.Rdtscp) {
           regs.setGpr(1, Number(state.msrs.get(MSR_TSC_AUX) ?? 0n));
         }
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Sgdt:
@@ -898,8 +1019,9 @@ export class Emulator {
         const t = d.mnemonic === Mnemonic.Sgdt ? state.gdtr : state.idtr;
         const ea = this.#effectiveAddress(d);
         this.memory.write16(ea, t.limit);
-        this.memory.write32(ea + 2, t.base);
-        regs.eip = next;
+        if (state.code64) this.#write64(ea + 2, t.base);
+        else this.memory.write32(ea + 2, t.base);
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Sldt:
@@ -913,7 +1035,7 @@ export class Emulator {
           ? state.tr
           : state.cr0;
         this.#writeOperand(d, v, 2);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Lar:
@@ -930,7 +1052,7 @@ export class Emulator {
           const v = isLar ? desc.high & 0x00f0ff00 : desc.limit;
           this.#writeReg(dst, dst.size === 2 ? v & 0xffff : v);
         }
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Verr:
@@ -939,20 +1061,28 @@ export class Emulator {
         this.#count(isVerr ? "verr" : "verw");
         const desc = this.#probeDescriptor(this.#readOperand16(d), isVerr ? "verr" : "verw");
         this.#setZf(desc !== null);
-        regs.eip = next;
+        this.#setRip(next);
         return Exit.Resume;
       }
       case Mnemonic.Syscall:
+        // A rewritten syscall site: its return address is known here, in any mode.
         this.#count("syscall");
-        // With EFER.SCE clear a CPU raises #UD; with it set, compat mode has nowhere to return.
-        if (!(state.efer & 1n)) throw new GuestException(VECTOR.UD, null);
-        this.#unsupported(d, "syscall with EFER.SCE set is not emulated yet");
-        break;
+        this.#syscall64(next);
+        return Exit.Resume;
       case Mnemonic.Sysenter:
         this.#count("sysenter");
-        if ((state.msrs.get(MSR.SYSENTER_CS) ?? 0n) === 0n) throw new GuestException(VECTOR.GP, 0);
-        this.#unsupported(d, "sysenter with SYSENTER_CS set is not emulated yet");
-        break;
+        this.#sysenter();
+        return Exit.Resume;
+      case Mnemonic.Sysret:
+      case Mnemonic.Sysretq:
+        this.#count("sysret");
+        this.#sysret(d);
+        return Exit.Resume;
+      case Mnemonic.Sysexit:
+      case Mnemonic.Sysexitq:
+        this.#count("sysexit");
+        this.#sysexit(d);
+        return Exit.Resume;
       default:
         this.#unsupported(d);
     }
@@ -1016,7 +1146,6 @@ export class Emulator {
   }
 
   #emulateMov(d: DecodedInstruction, next: number): Exit {
-    const regs = this.#regs;
     const dst = registerInfo(d.op0Register);
     const src = registerInfo(d.op1Register);
     if (dst.kind === "sreg") {
@@ -1051,7 +1180,7 @@ export class Emulator {
     } else {
       this.#unsupported(d);
     }
-    regs.eip = next;
+    this.#setRip(next);
     return Exit.Resume;
   }
 
@@ -1059,6 +1188,7 @@ export class Emulator {
 
   #readReg(r: RegisterInfo): number {
     const v = this.#regs.gpr(r.index);
+    if (r.size === 8) return join64(v, this.#regs.gprHigh(r.index));
     if (r.size === 4) return v >>> 0;
     if (r.size === 2) return v & 0xffff;
     return r.high ? (v >>> 8) & 0xff : v & 0xff;
@@ -1067,13 +1197,19 @@ export class Emulator {
   #writeReg(r: RegisterInfo, value: number): void {
     const regs = this.#regs;
     const old = regs.gpr(r.index);
-    if (r.size === 4) regs.setGpr(r.index, value);
-    else if (r.size === 2) regs.setGpr(r.index, (old & 0xffff0000) | (value & 0xffff));
-    else if (r.high) regs.setGpr(r.index, (old & 0xffff00ff) | ((value & 0xff) << 8));
-    else regs.setGpr(r.index, (old & 0xffffff00) | (value & 0xff));
+    // 32-bit writes zero the high half; 8- and 16-bit writes keep everything else.
+    const high = regs.gprHigh(r.index);
+    if (r.size === 8) {
+      const [lo, hi] = split64(value);
+      regs.setGpr64(r.index, lo, hi);
+    } else if (r.size === 4) regs.setGpr(r.index, value);
+    else if (r.size === 2) regs.setGpr64(r.index, (old & 0xffff0000) | (value & 0xffff), high);
+    else if (r.high) regs.setGpr64(r.index, (old & 0xffff00ff) | ((value & 0xff) << 8), high);
+    else regs.setGpr64(r.index, (old & 0xffffff00) | (value & 0xff), high);
   }
 
   #effectiveAddress(d: DecodedInstruction): number {
+    if (d.bitness === 64) return this.#effectiveAddress64(d);
     let ea = d.memDisplacement;
     if (d.memBase !== 0) {
       const b = registerInfo(d.memBase);
@@ -1088,6 +1224,33 @@ export class Emulator {
     const base = registerInfo(d.memBase);
     if (base.kind === "gpr" && base.size === 2) return ea & 0xffff;
     return ea >>> 0;
+  }
+
+  /** A 64-bit mode effective address; only the low canonical half is addressable here. */
+  #effectiveAddress64(d: DecodedInstruction): number {
+    const rip = d.memBase === iced.Register.RIP;
+    let ea = d.memDisplacement64;
+    if (d.memBase !== 0 && !rip) {
+      const b = registerInfo(d.memBase);
+      if (b.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
+      ea += this.#readReg(b);
+    }
+    if (d.memIndex !== 0) {
+      const x = registerInfo(d.memIndex);
+      if (x.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
+      ea += this.#readReg(x) * d.memScale;
+    }
+    const base = registerInfo(d.memBase);
+    if (base.kind === "gpr" && base.size === 4) return ea >>> 0; // an addr32 prefix
+    if (!isLowHalf(ea)) {
+      throw new Fatal(
+        "unsupported-mode",
+        `${d.text}: address 0x${BigInt.asUintN(64, BigInt(Math.trunc(ea))).toString(16)} is ` +
+          `outside the low canonical half, the only part of the address space a 64-bit guest ` +
+          `gets under ring3`,
+      );
+    }
+    return ea;
   }
 
   #readOperand16(d: DecodedInstruction): number {
@@ -1143,6 +1306,9 @@ export class Emulator {
     const isOut = m === Mnemonic.Outsb || m === Mnemonic.Outsw || m === Mnemonic.Outsd;
     const memKind = isOut ? d.op1Kind : d.op0Kind;
     const addr16 = memKind === OpKind.MemorySegSI || memKind === OpKind.MemoryESDI;
+    if (memKind === OpKind.MemorySegRSI || memKind === OpKind.MemoryESRDI) {
+      return this.#stringIo64(d, size, isOut);
+    }
     const mask = addr16 ? 0xffff : 0xffffffff;
     const ptrReg = isOut ? 6 : 7; // esi : edi
     const step = (regs.eflags & (1 << 10)) ? -size : size;
@@ -1168,6 +1334,38 @@ export class Emulator {
     if (d.hasRep) regs.setGpr(1, keepHigh(regs.gpr(1)) >>> 0);
   }
 
+  /** String I/O with 64-bit addresses (64-bit mode without an address-size prefix). */
+  #stringIo64(d: DecodedInstruction, size: 1 | 2 | 4, isOut: boolean): void {
+    const regs = this.#regs;
+    const wide = (n: number) => join64(regs.gpr(n), regs.gprHigh(n));
+    const ptrReg = isOut ? 6 : 7;
+    const step = (regs.eflags & (1 << 10)) ? -size : size;
+    const port = regs.gpr(2) & 0xffff;
+    let count = d.hasRep ? wide(1) : 1;
+    let ptr = wide(ptrReg);
+    const mem = this.memory;
+    // Registers are written back as the loop goes, so a fault midway leaves them where the CPU
+    // would (a rep string instruction is restartable).
+    try {
+      while (count > 0) {
+        if (isOut) {
+          const v = size === 1 ? mem.read8(ptr) : size === 2 ? mem.read16(ptr) : mem.read32(ptr);
+          this.io.write(port, v, size);
+        } else {
+          const v = this.io.read(port, size);
+          if (size === 1) mem.write8(ptr, v);
+          else if (size === 2) mem.write16(ptr, v);
+          else mem.write32(ptr, v);
+        }
+        ptr += step;
+        count--;
+      }
+    } finally {
+      regs.setGpr64(ptrReg, ...split64(ptr));
+      if (d.hasRep) regs.setGpr64(1, ...split64(count));
+    }
+  }
+
   // ---- segments and descriptor tables ----
 
   #readDescriptor(selector: number, errorVector: number = VECTOR.GP): Descriptor {
@@ -1186,10 +1384,14 @@ export class Emulator {
   #loadDataSegment(sreg: number, selector: number): void {
     const state = this.state;
     if ((selector & 0xfffc) === 0) {
-      if (sreg === SREG.SS) throw new GuestException(VECTOR.GP, 0);
+      // 64-bit mode allows a null SS below CPL 3.
+      if (sreg === SREG.SS && !(state.code64 && state.cpl < 3)) {
+        throw new GuestException(VECTOR.GP, 0);
+      }
       state.selectors[sreg] = selector;
       // A null selector is legal to load; using it must fault, so the host gets a null too.
-      this.#regs.setHostSelector(sreg, 0);
+      // (A 64-bit null SS is never used for addressing; the host keeps its own.)
+      this.#regs.setHostSelector(sreg, sreg === SREG.SS ? HOST_DATA_SELECTOR : 0);
       return;
     }
     const d = this.#readDescriptor(selector);
@@ -1207,7 +1409,7 @@ export class Emulator {
       }
       if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
     }
-    if (!isFlat(d)) {
+    if (!isFlat(d) && !state.longMode) {
       throw new Fatal(
         "unsupported-mode",
         `segment ${SREG_NAMES[sreg]}=0x${hex(selector)} has base 0x${hex(d.base)} and limit ` +
@@ -1228,7 +1430,11 @@ export class Emulator {
       throw new GuestException(VECTOR.GP, selector & 0xfffc);
     }
     if (!d.present) throw new GuestException(VECTOR.NP, selector & 0xfffc);
-    if (d.long) this.#unsupported(d0, "64-bit code segments (long mode) are not supported yet");
+    if (state.longMode && d.long) {
+      if (d.big) throw new GuestException(VECTOR.GP, selector & 0xfffc); // L=1 with D=1
+      this.#enterCodeSegment(((selector & 0xfffc) | state.cpl) >>> 0, true);
+      return;
+    }
     if (!d.big) this.#unsupported(d0, "16-bit code segments are not supported");
     if (!isFlat(d)) {
       this.#unsupported(
@@ -1236,7 +1442,116 @@ export class Emulator {
         `code segment base 0x${hex(d.base)} limit 0x${hex(d.limit)} is not flat`,
       );
     }
-    state.selectors[SREG.CS] = ((selector & 0xfffc) | state.cpl) >>> 0;
+    this.#enterCodeSegment(((selector & 0xfffc) | state.cpl) >>> 0, false);
+  }
+
+  /**
+   * Makes `selector` the guest's CS, in 64-bit mode or not. The host runs the guest's 64-bit
+   * code with its own 64-bit selector and everything else with its 32-bit one.
+   */
+  #enterCodeSegment(selector: number, code64: boolean): void {
+    this.state.selectors[SREG.CS] = selector;
+    if (this.state.code64 !== code64) {
+      this.state.code64 = code64;
+      this.#regs.setHostSelector(SREG.CS, code64 ? HOST_CODE64_SELECTOR : HOST_CODE32_SELECTOR);
+    }
+  }
+
+  #setHostBase(sreg: number, v: bigint): void {
+    const u = BigInt.asUintN(64, v);
+    this.#regs.setSegmentBase(sreg, Number(u & 0xffffffffn), Number(u >> 32n));
+  }
+
+  #swapgs(): void {
+    const s = this.state;
+    const gs = s.msrs.get(MSR.GS_BASE) ?? 0n;
+    const kernel = s.msrs.get(MSR.KERNEL_GS_BASE) ?? 0n;
+    s.msrs.set(MSR.GS_BASE, kernel);
+    s.msrs.set(MSR.KERNEL_GS_BASE, gs);
+    this.#setHostBase(SREG.GS, kernel);
+  }
+
+  /**
+   * syscall (SDM vol. 2): rcx = return address, r11 = rflags, CS and SS from STAR[47:32],
+   * rip = LSTAR, rflags &= ~SFMASK, CPL 0. Only 64-bit mode gets here (the host loses the return
+   * address of a compat-mode syscall, and the CPU model says so).
+   */
+  #syscall64(returnRip: number): void {
+    const s = this.state;
+    if (!(s.efer & EFER.SCE) || !s.longMode) throw new GuestException(VECTOR.UD, null);
+    if (!s.code64) {
+      throw new Fatal(
+        "host-syscall",
+        "syscall in compatibility mode: the host loses its return address, so ring3 cannot " +
+          "emulate it (the virtual CPU does not advertise SYSCALL outside 64-bit mode)",
+      );
+    }
+    const regs = this.#regs;
+    const [lo, hi] = split64(returnRip);
+    regs.setGpr64(1, lo, hi);
+    regs.setGpr64(11, (this.guestEflags() & ~EFLAGS_RF) >>> 0, 0);
+    const star = s.msrs.get(MSR.STAR) ?? 0n;
+    const cs = Number((star >> 32n) & 0xfffcn);
+    const mask = Number((s.msrs.get(MSR.FMASK) ?? 0n) & 0xffffffffn);
+    this.#setGuestEflagsAtCpl0(this.guestEflags() & ~mask & ~EFLAGS_RF);
+    s.selectors[SREG.SS] = (cs + 8) & 0xfffc;
+    this.#setCpl(0);
+    this.#enterCodeSegment(cs, true);
+    this.#setRip(join64(...split64(Number(s.msrs.get(MSR.LSTAR) ?? 0n))));
+  }
+
+  /** sysret: back to CPL 3 at rcx (64-bit with REX.W, else compatibility mode at ecx). */
+  #sysret(d: DecodedInstruction): void {
+    const s = this.state;
+    if (!(s.efer & EFER.SCE) || !s.code64) throw new GuestException(VECTOR.UD, null);
+    this.#checkCpl0();
+    const regs = this.#regs;
+    const to64 = d.code === Code.Sysretq;
+    const base = Number(((s.msrs.get(MSR.STAR) ?? 0n) >> 48n) & 0xfffcn);
+    const rip = to64 ? join64(regs.gpr(1), regs.gprHigh(1)) : regs.gpr(1);
+    if (to64 && !isLowHalf(rip)) throw new GuestException(VECTOR.GP, 0);
+    this.#setGuestEflagsAtCpl0(regs.gpr(11));
+    s.selectors[SREG.SS] = (base + 8) | 3;
+    this.#setCpl(3);
+    this.#enterCodeSegment((to64 ? base + 16 : base) | 3, to64);
+    this.#setRip(rip);
+  }
+
+  /** sysenter (legacy mode): CS = SYSENTER_CS, SS = CS + 8, CPL 0, IF = 0. */
+  #sysenter(): void {
+    const s = this.state;
+    const cs = Number((s.msrs.get(MSR.SYSENTER_CS) ?? 0n) & 0xfffcn);
+    if (cs === 0 || s.longMode) throw new GuestException(VECTOR.GP, 0);
+    const regs = this.#regs;
+    s.interruptFlag = false;
+    regs.eflags = (regs.eflags & ~(EFLAGS_RF | EFLAGS_TF)) >>> 0;
+    s.selectors[SREG.SS] = (cs + 8) & 0xfffc;
+    this.#setCpl(0);
+    this.#enterCodeSegment(cs, false);
+    regs.setGpr(4, Number((s.msrs.get(MSR.SYSENTER_ESP) ?? 0n) & 0xffffffffn));
+    this.#setRip(Number((s.msrs.get(MSR.SYSENTER_EIP) ?? 0n) & 0xffffffffn));
+  }
+
+  /** sysexit (legacy mode): CS = SYSENTER_CS + 16, SS = + 24, both RPL 3; eip = edx, esp = ecx. */
+  #sysexit(d: DecodedInstruction): void {
+    const s = this.state;
+    const cs = Number((s.msrs.get(MSR.SYSENTER_CS) ?? 0n) & 0xfffcn);
+    if (cs === 0 || s.cpl !== 0) throw new GuestException(VECTOR.GP, 0);
+    if (s.longMode) this.#unsupported(d, "sysexit in long mode");
+    const regs = this.#regs;
+    s.selectors[SREG.SS] = (cs + 24) | 3;
+    this.#setCpl(3);
+    this.#enterCodeSegment((cs + 16) | 3, false);
+    regs.setGpr(4, regs.gpr(1));
+    this.#setRip(regs.gpr(2));
+  }
+
+  /** Sets EFLAGS as a CPL-0 instruction does (syscall, sysret): IF and IOPL included. */
+  #setGuestEflagsAtCpl0(v: number): void {
+    const cpl = this.state.cpl;
+    this.state.cpl = 0;
+    this.#setGuestEflags(v);
+    this.state.cpl = cpl;
   }
 
   #loadLdt(selector: number): void {
@@ -1270,6 +1585,13 @@ export class Emulator {
     this.state.tr = selector;
     this.state.trBase = d.base;
     this.state.trLimit = d.limit;
+    if (this.state.longMode) {
+      // A 16-byte system descriptor: base bits 32..63 follow.
+      const high = this.#supervisor(() =>
+        this.memory.read32(this.state.gdtr.base + (selector & ~7) + 8)
+      );
+      this.state.trBase = join64(d.base, high);
+    }
     // Mark the TSS busy in the guest's GDT, as ltr does.
     const at = this.state.gdtr.base + (selector & ~7) + 4;
     this.#supervisor(() => this.memory.write32(at, this.memory.read32(at) | (0x2 << 8)));
@@ -1335,6 +1657,161 @@ export class Emulator {
     regs.eip = eip;
   }
 
+  /**
+   * iret in long mode (SDM IRET, "IA-32e-MODE"): iretq pops RIP, CS, RFLAGS, RSP and SS
+   * whatever the privilege levels, and may return to 64-bit or compatibility-mode code.
+   */
+  #iret64(d: DecodedInstruction): void {
+    const regs = this.#regs;
+    const state = this.state;
+    if (!state.code64) this.#unsupported(d, "iret from compatibility mode");
+    if (d.mnemonic !== Mnemonic.Iretq) this.#unsupported(d, "32-bit iret in 64-bit mode");
+    if (this.guestEflags() & EFLAGS_NT) throw new GuestException(VECTOR.GP, 0);
+    const sp = this.#sp();
+    const rip = this.#read64(sp);
+    const cs = this.memory.read16(sp + 8);
+    const rflags = this.memory.read32(sp + 16);
+    const rsp = this.#read64(sp + 24);
+    const ss = this.memory.read16(sp + 32);
+    const rpl = cs & 3;
+    if (rpl < state.cpl) throw new GuestException(VECTOR.GP, cs & 0xfffc);
+    if ((cs & 0xfffc) === 0) throw new GuestException(VECTOR.GP, 0);
+    const code = this.#readDescriptor(cs);
+    const conforming = (code.type & 0x4) !== 0;
+    if (!isCode(code) || (conforming ? code.dpl > rpl : code.dpl !== rpl)) {
+      throw new GuestException(VECTOR.GP, cs & 0xfffc);
+    }
+    if (!code.present) throw new GuestException(VECTOR.NP, cs & 0xfffc);
+    const to64 = code.long && !code.big;
+    if (!to64 && (!code.big || !isFlat(code))) {
+      this.#unsupported(d, "return to a code segment that is not flat 32-bit");
+    }
+    if (to64 && !isLowHalf(rip)) throw new GuestException(VECTOR.GP, 0);
+    // SS may be null only when returning to 64-bit code below CPL 3.
+    if ((ss & 0xfffc) === 0) {
+      if (!to64 || rpl === 3) throw new GuestException(VECTOR.GP, 0);
+    } else {
+      const stack = this.#readDescriptor(ss);
+      if ((ss & 3) !== rpl || !isWritableData(stack) || stack.dpl !== rpl) {
+        throw new GuestException(VECTOR.GP, ss & 0xfffc);
+      }
+      if (!stack.present) throw new GuestException(VECTOR.SS, ss & 0xfffc);
+    }
+    this.#setGuestEflags(rflags); // at the old CPL, so IF and IOPL may change
+    state.selectors[SREG.SS] = ss;
+    const outer = rpl > state.cpl;
+    this.#setCpl(rpl);
+    this.#enterCodeSegment(cs, to64);
+    if (outer) this.#nullInaccessibleDataSegments(rpl);
+    if (to64) {
+      const [lo, hi] = split64(rsp);
+      regs.setGpr64(4, lo, hi);
+    } else regs.setGpr(4, rsp >>> 0);
+    this.#setRip(to64 ? rip : rip >>> 0);
+  }
+
+  /** After a return to an outer level, data segments it may not use become null (SDM IRET). */
+  #nullInaccessibleDataSegments(rpl: number): void {
+    const state = this.state;
+    for (const sreg of [SREG.ES, SREG.DS, SREG.FS, SREG.GS]) {
+      const sel = state.selectors[sreg];
+      if ((sel & 0xfffc) === 0) continue;
+      let dd: Descriptor | null = null;
+      try {
+        dd = this.#readDescriptor(sel);
+      } catch (e) {
+        if (!(e instanceof GuestException)) throw e;
+      }
+      const dataOrNc = dd !== null && (!isCode(dd) || !(dd.type & 0x4));
+      if (dd === null || (dataOrNc && dd.dpl < rpl)) {
+        state.selectors[sreg] = 0;
+        this.#regs.setHostSelector(sreg, 0);
+      }
+    }
+  }
+
+  /**
+   * Delivery in long mode (SDM 6.14): 16-byte gates, a 64-bit handler, the stack from the TSS's
+   * RSP0..2 on a privilege change or from an IST entry, aligned to 16 bytes, and SS:RSP always
+   * pushed.
+   */
+  #deliver64(vector: number, errorCode: number | null, returnRip: number, software: boolean) {
+    const state = this.state;
+    const regs = this.#regs;
+    const idt = state.idtr;
+    const gateErr = vector * 8 + 2 + (software ? 0 : 1);
+    if (vector * 16 + 15 > idt.limit) throw new GuestException(VECTOR.GP, gateErr);
+    const at = idt.base + vector * 16;
+    const gate = this.#supervisor(() =>
+      decodeGate64(this.memory.read32(at), this.memory.read32(at + 4), this.memory.read32(at + 8))
+    );
+    if (gate.type !== SYSTEM_TYPE64.INTERRUPT_GATE && gate.type !== SYSTEM_TYPE64.TRAP_GATE) {
+      throw new GuestException(VECTOR.GP, gateErr);
+    }
+    if (software && gate.dpl < state.cpl) throw new GuestException(VECTOR.GP, gateErr);
+    if (!gate.present) throw new GuestException(VECTOR.NP, gateErr);
+    if ((gate.selector & 0xfffc) === 0) throw new GuestException(VECTOR.GP, 0);
+    const target = this.#readDescriptor(gate.selector);
+    if (!isCode(target) || !target.long || target.big || target.dpl > state.cpl) {
+      throw new GuestException(VECTOR.GP, gate.selector & 0xfffc);
+    }
+    if (!target.present) throw new GuestException(VECTOR.NP, gate.selector & 0xfffc);
+    if (!isLowHalf(gate.offset)) {
+      throw new Fatal(
+        "unsupported-mode",
+        `IDT vector ${vector} points to 0x${gate.offset.toString(16)}, outside the low ` +
+          `canonical half that ring3 gives a 64-bit guest`,
+      );
+    }
+    const conforming = (target.type & 0x4) !== 0;
+    const newCpl = conforming ? state.cpl : target.dpl;
+    const flags = this.guestEflags();
+    const oldCs = state.selectors[SREG.CS];
+    const oldSs = state.selectors[SREG.SS];
+    const oldCpl = state.cpl;
+    const oldRsp = state.code64 ? this.#sp() : regs.gpr(4);
+    let rsp = oldRsp;
+    if (gate.ist !== 0 || newCpl < oldCpl) rsp = this.#tss64Stack(newCpl, gate.ist);
+    rsp -= rsp % 16;
+    const frame = [oldSs, oldRsp, flags, oldCs, returnRip];
+    if (errorCode !== null) frame.push(errorCode);
+    // The frame is written with the handler's rights, and nothing changes if a write faults.
+    state.cpl = newCpl;
+    try {
+      frame.forEach((v, i) => this.#write64(rsp - 8 * (i + 1), v));
+    } finally {
+      state.cpl = oldCpl;
+    }
+    rsp -= 8 * frame.length;
+    if (newCpl < oldCpl) state.selectors[SREG.SS] = newCpl; // a null SS with RPL = new CPL
+    this.#setCpl(newCpl);
+    this.#enterCodeSegment(((gate.selector & 0xfffc) | newCpl) >>> 0, true);
+    const [lo, hi] = split64(rsp);
+    regs.setGpr64(4, lo, hi);
+    if (gate.type === SYSTEM_TYPE64.INTERRUPT_GATE) state.interruptFlag = false;
+    regs.eflags = (regs.eflags & ~(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF)) >>> 0;
+    this.#setRip(gate.offset);
+    state.halted = false;
+  }
+
+  /** RSPn or ISTn from the 64-bit TSS. */
+  #tss64Stack(cpl: number, ist: number): number {
+    const state = this.state;
+    const off = tss64StackOffset(cpl, ist);
+    if ((state.tr & 0xfffc) === 0 || state.trLimit < off + 7) {
+      throw new GuestException(VECTOR.TS, state.tr & 0xfffc);
+    }
+    const v = this.#supervisor(() => this.#read64(state.trBase + off));
+    if (!isLowHalf(v)) {
+      throw new Fatal(
+        "unsupported-mode",
+        `TSS ${ist ? `IST${ist}` : `RSP${cpl}`} is 0x${v.toString(16)}, outside the low ` +
+          `canonical half that ring3 gives a 64-bit guest`,
+      );
+    }
+    return v;
+  }
+
   /** The stack for privilege level `cpl` from the current 32-bit TSS. */
   #innerStack(cpl: number): { esp: number; ss: number } {
     const state = this.state;
@@ -1373,6 +1850,9 @@ export class Emulator {
         return s.cr3;
       case 4:
         return s.cr4;
+      case 8:
+        if (!s.code64) throw new GuestException(VECTOR.UD, null);
+        return s.cr8;
       default:
         throw new GuestException(VECTOR.UD, null);
     }
@@ -1387,15 +1867,21 @@ export class Emulator {
         s.cr2 = v >>> 0;
         return;
       case 3:
+        // Guest RAM lies below 4 GiB, so a page-table base above it is never valid here.
+        if (v >= 0x100000000) throw new GuestException(VECTOR.GP, 0);
         s.cr3 = v >>> 0;
         this.#onTranslationChange(null);
         return;
       case 4:
-        if ((v & CR4_PAE) && (s.cr0 & CR0.PG)) {
-          this.#unsupported(d, "PAE paging is not supported yet");
-        }
+        // Long mode cannot leave PAE paging (SDM MOV CR: #GP).
+        if (!(v & CR4.PAE) && s.longMode) throw new GuestException(VECTOR.GP, 0);
+        if (v >= 0x100000000) throw new GuestException(VECTOR.GP, 0);
         s.cr4 = v >>> 0;
         this.#onTranslationChange(null);
+        return;
+      case 8:
+        if (!s.code64) throw new GuestException(VECTOR.UD, null);
+        s.cr8 = v & 0xf;
         return;
       default:
         throw new GuestException(VECTOR.UD, null);
@@ -1407,17 +1893,29 @@ export class Emulator {
     if ((v & CR0.PG) && !this.#paging) {
       this.#unsupported(d, "paging (CR0.PG=1) is not supported on this machine");
     }
-    if ((v & CR0.PG) && (this.state.cr4 & CR4_PAE)) {
-      this.#unsupported(d, "PAE paging is not supported yet");
+    const s = this.state;
+    const old = s.cr0;
+    const enabling = (v & CR0.PG) !== 0 && !(old & CR0.PG);
+    const disabling = !(v & CR0.PG) && (old & CR0.PG) !== 0;
+    if (enabling && (s.efer & EFER.LME)) {
+      // Activating long mode (SDM 9.8.5): PAE must be on, and the CPU is still running the
+      // 32-bit code that turned paging on, so it enters compatibility mode.
+      if (!(s.cr4 & CR4.PAE)) throw new GuestException(VECTOR.GP, 0);
+      s.efer |= EFER.LMA;
     }
-    const old = this.state.cr0;
-    this.state.cr0 = (v | CR0.ET) >>> 0;
+    if (disabling && s.longMode) {
+      // Leaving long mode is allowed only from compatibility mode.
+      if (s.code64) throw new GuestException(VECTOR.GP, 0);
+      s.efer &= ~EFER.LMA;
+    }
+    s.cr0 = (v | CR0.ET) >>> 0;
     if (((old ^ this.state.cr0) & (CR0.PG | CR0.WP)) !== 0) this.#onTranslationChange(null);
   }
 
   #readMsr(msr: number): bigint {
     const s = this.state;
     if (msr === MSR.EFER) return s.efer;
+    if (LONG_MODE_MSRS.has(msr) && !this.#model.longMode) throw new GuestException(VECTOR.GP, 0);
     if (KNOWN_MSRS.has(msr)) return s.msrs.get(msr) ?? 0n;
     throw new GuestException(VECTOR.GP, 0);
   }
@@ -1425,12 +1923,23 @@ export class Emulator {
   #writeMsr(msr: number, v: bigint): void {
     const s = this.state;
     if (msr === MSR.EFER) {
-      if (v & ~0x501n) throw new GuestException(VECTOR.GP, 0); // SCE, LME, NXE only
-      s.efer = v;
+      if (v & ~(EFER_WRITABLE | EFER.LMA)) throw new GuestException(VECTOR.GP, 0);
+      if ((v & EFER.LME) && !this.#model.longMode) throw new GuestException(VECTOR.GP, 0);
+      // LME cannot change while paging is on; LMA is the CPU's.
+      if (((v ^ s.efer) & EFER.LME) && (s.cr0 & CR0.PG)) throw new GuestException(VECTOR.GP, 0);
+      const before = s.efer;
+      s.efer = (v & EFER_WRITABLE) | (s.efer & EFER.LMA);
+      if ((before ^ s.efer) & EFER.NXE) this.#onTranslationChange(null);
       return;
     }
     if (!KNOWN_MSRS.has(msr)) throw new GuestException(VECTOR.GP, 0);
+    if (LONG_MODE_MSRS.has(msr) && !this.#model.longMode) throw new GuestException(VECTOR.GP, 0);
+    const addressMsr = msr === MSR.FS_BASE || msr === MSR.GS_BASE ||
+      msr === MSR.KERNEL_GS_BASE || msr === MSR.LSTAR || msr === MSR.CSTAR;
+    if (addressMsr && !isCanonical(v)) throw new GuestException(VECTOR.GP, 0);
     s.msrs.set(msr, v);
+    if (msr === MSR.FS_BASE) this.#setHostBase(SREG.FS, v);
+    if (msr === MSR.GS_BASE) this.#setHostBase(SREG.GS, v);
   }
 
   // ---- exception and interrupt delivery ----
@@ -1514,6 +2023,7 @@ export class Emulator {
   }
 
   #deliver(vector: number, errorCode: number | null, returnEip: number, software: boolean): void {
+    if (this.state.longMode) return this.#deliver64(vector, errorCode, returnEip, software);
     const state = this.state;
     const regs = this.#regs;
     const idt = state.idtr;
@@ -1574,6 +2084,7 @@ export class Emulator {
 }
 
 const HOST_DATA_SELECTOR = 0x2b;
+const HOST_CODE64_SELECTOR = 0x33;
 /** Identical consecutive exceptions that make an exception storm, unless the machine says. */
 export const EXCEPTION_STORM_LIMIT = 1000;
 /** The access size of each mov form emulated on device memory. */
@@ -1602,9 +2113,8 @@ const MMIO_SIZE = new Map<number, 1 | 2 | 4>([
 ]);
 const HOST_CODE32_SELECTOR = 0x23;
 const EFLAGS_ZF = 1 << 6;
-const CR4_TSD = 1 << 2;
-const CR4_PAE = 1 << 5;
-const CR4_UMIP = 1 << 11;
+const CR4_TSD = CR4.TSD;
+const CR4_UMIP = CR4.UMIP;
 const MSR_TSC_AUX = 0xc0000103;
 const PUSHW_SREG = new Set<number>([
   Code.Pushw_CS,
@@ -1623,10 +2133,34 @@ const KNOWN_MSRS = new Set<number>([
   MSR.SYSENTER_EIP,
   MSR.MISC_ENABLE,
   MSR.PAT,
+  MSR.STAR,
+  MSR.LSTAR,
+  MSR.CSTAR,
+  MSR.FMASK,
+  MSR.FS_BASE,
+  MSR.GS_BASE,
+  MSR.KERNEL_GS_BASE,
+  MSR_TSC_AUX,
 ]);
 
+/** MSRs that exist only on a CPU with long mode (#GP on one without, as on a 32-bit CPU). */
+const LONG_MODE_MSRS = new Set<number>([
+  MSR.LSTAR,
+  MSR.CSTAR,
+  MSR.FMASK,
+  MSR.FS_BASE,
+  MSR.GS_BASE,
+  MSR.KERNEL_GS_BASE,
+]);
+
+/** Whether a 64-bit value is a canonical address (bits 63..47 all equal). */
+function isCanonical(v: bigint): boolean {
+  const top = BigInt.asUintN(64, v) >> 47n;
+  return top === 0n || top === 0x1ffffn;
+}
+
 function hex(v: number): string {
-  return (v >>> 0).toString(16);
+  return v > 0xffffffff && v < 2 ** 53 ? v.toString(16) : (v >>> 0).toString(16);
 }
 
 function vectorName(v: number): string {

@@ -13,15 +13,29 @@ const SEGV = 11, TRAP = 5, SI_KERNEL = 0x80;
 const CODE = 0x1000, GDT = 0x2000, IDT = 0x3000, STACK = 0x8000;
 
 class FakeRegs implements CpuRegisters, HostSegments {
-  gprs = new Uint32Array(8);
+  gprs = new Uint32Array(16);
+  highs = new Uint32Array(16);
   eip = 0;
+  ripHigh = 0;
   eflags = 0x202;
   host = new Uint16Array(6);
+  bases = [0, 0];
   gpr(n: number) {
     return this.gprs[n];
   }
   setGpr(n: number, v: number) {
     this.gprs[n] = v >>> 0;
+    this.highs[n] = 0;
+  }
+  gprHigh(n: number) {
+    return this.highs[n];
+  }
+  setGpr64(n: number, low: number, high: number) {
+    this.gprs[n] = low >>> 0;
+    this.highs[n] = high >>> 0;
+  }
+  setSegmentBase(sreg: number, low: number, high: number) {
+    this.bases[sreg - 4] = high * 2 ** 32 + (low >>> 0);
   }
   setHostSelector(sreg: number, sel: number) {
     this.host[sreg] = sel;

@@ -7,12 +7,18 @@
 
 /** The guest's user-visible registers, held by the host CPU between traps. */
 export interface CpuRegisters {
-  /** General register n (0 = eax … 7 = edi, ModRM order), low 32 bits. */
+  /** General register n (0 = eax … 7 = edi, 8 = r8 … 15 = r15, ModRM order), low 32 bits. */
   gpr(n: number): number;
   /** Writes general register n with a zero-extended 32-bit value. */
   setGpr(n: number, value: number): void;
-  /** Instruction pointer. */
+  /** High 32 bits of general register n (64-bit mode). */
+  gprHigh(n: number): number;
+  /** Writes both halves of general register n. */
+  setGpr64(n: number, low: number, high: number): void;
+  /** Instruction pointer, low 32 bits (writing it clears the high half). */
   eip: number;
+  /** Instruction pointer, high 32 bits (64-bit mode). */
+  ripHigh: number;
   /** Host EFLAGS (IF and IOPL there are the host's, not the guest's). */
   eflags: number;
 }

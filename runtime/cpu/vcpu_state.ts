@@ -1,6 +1,9 @@
 import { CR0 } from "./x86.ts";
 import { VCPU_FLAG_BITS, VcpuPage } from "./vcpu_page.ts";
 
+const EFER_LMA = 1n << 10n;
+const CR4_PAE = 1 << 5;
+
 /** A descriptor-table register (GDTR, IDTR). */
 export interface TableRegister {
   base: number;
@@ -68,6 +71,11 @@ export class VcpuState {
   interruptShadow = false;
   /** Waiting in hlt for an interrupt. */
   halted = false;
+  /**
+   * Running 64-bit code: long mode is active (EFER.LMA) and CS is a 64-bit code segment (L=1).
+   * With LMA and a 32-bit CS the CPU runs compatibility mode.
+   */
+  code64 = false;
   gdtr: TableRegister = { base: 0, limit: 0xffff };
   idtr: TableRegister = { base: 0, limit: 0x3ff };
   ldtr = 0;
@@ -80,6 +88,8 @@ export class VcpuState {
   cr2 = 0;
   cr3 = 0;
   cr4 = 0;
+  /** CR8: the task-priority register as 64-bit mode exposes it. */
+  cr8 = 0;
   efer = 0n;
   readonly dr = new Uint32Array(8);
   readonly msrs = new Map<number, bigint>();
@@ -97,6 +107,7 @@ export class VcpuState {
     this.iopl = 0;
     this.interruptShadow = false;
     this.halted = false;
+    this.code64 = false;
     this.gdtr = { base: 0, limit: 0xffff };
     this.idtr = { base: 0, limit: 0x3ff };
     this.ldtr = 0;
@@ -109,6 +120,7 @@ export class VcpuState {
     this.cr2 = 0;
     this.cr3 = 0;
     this.cr4 = 0;
+    this.cr8 = 0;
     this.efer = 0n;
     this.dr.fill(0);
     this.dr[6] = 0xffff0ff0;
@@ -117,9 +129,19 @@ export class VcpuState {
     this.deliveryStack.length = 0;
   }
 
+  /** Whether long mode is active (EFER.LMA). */
+  get longMode(): boolean {
+    return (this.efer & EFER_LMA) !== 0n;
+  }
+
   /** A one-line description of the mode, for reports: "protected mode, 32-bit, CPL 0". */
   describeMode(): string {
-    const paging = this.cr0 & CR0.PG ? ", paging" : "";
-    return `protected mode, 32-bit, CPL ${this.cpl}${paging}, IF=${this.interruptFlag ? 1 : 0}`;
+    const paging = this.cr0 & CR0.PG ? (this.cr4 & CR4_PAE ? ", PAE paging" : ", paging") : "";
+    const mode = this.longMode
+      ? (this.code64 ? "long mode, 64-bit" : "long mode, compatibility (32-bit)")
+      : "protected mode, 32-bit";
+    return `${mode}, CPL ${this.cpl}${this.longMode ? "" : paging}, IF=${
+      this.interruptFlag ? 1 : 0
+    }`;
   }
 }

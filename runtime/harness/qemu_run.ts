@@ -21,6 +21,10 @@ export interface QemuRunOptions {
   inputAfter?: string;
   /** Host-time limit in ms (QEMU's TCG runs in host time). Default 30000. */
   timeoutMs?: number;
+  /** Which QEMU: i386 (default) or x86_64, for kernels that switch to long mode. */
+  arch?: "i386" | "x86_64";
+  /** QEMU's -cpu model (default QEMU's own: qemu32 or qemu64). "max" has NX on i386. */
+  cpu?: string;
 }
 
 /** What QEMU printed and how it ended. */
@@ -31,11 +35,15 @@ export interface QemuRunResult {
   timedOut: boolean;
 }
 
-/** The QEMU binary for 32-bit guests, or null when it is not installed. */
-export function qemuBinary(): string | null {
+/**
+ * The QEMU binary for 32-bit guests (or for `arch`), or null when it is not installed.
+ *
+ * @param arch which system emulator (default i386)
+ */
+export function qemuBinary(arch: "i386" | "x86_64" = "i386"): string | null {
   for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
     try {
-      const p = `${dir}/qemu-system-i386`;
+      const p = `${dir}/qemu-system-${arch}`;
       if (Deno.statSync(p).isFile) return p;
     } catch { /* not here */ }
   }
@@ -49,8 +57,9 @@ export function qemuBinary(): string | null {
  * @returns output and status
  */
 export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
-  const qemu = qemuBinary();
-  if (!qemu) throw new Error("qemu-system-i386 is not installed");
+  const arch = options.arch ?? "i386";
+  const qemu = qemuBinary(arch);
+  if (!qemu) throw new Error(`qemu-system-${arch} is not installed`);
   const args = [
     "-kernel",
     options.kernel,
@@ -69,6 +78,7 @@ export async function runQemu(options: QemuRunOptions): Promise<QemuRunResult> {
     "-device",
     "isa-debug-exit,iobase=0xf4,iosize=0x04",
     "-no-reboot",
+    ...(options.cpu ? ["-cpu", options.cpu] : []),
   ];
   const child = new Deno.Command(qemu, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
     .spawn();

@@ -3,7 +3,8 @@
  * two levels, 4 KiB pages, 4 MiB pages with CR4.PSE, U/S and R/W checked at both levels,
  * CR0.WP for supervisor writes, accessed and dirty bits set as the walk goes.
  *
- * PAE and 4-level paging are not walked yet; the caller refuses to enable them.
+ * PAE and 4-level paging are walked by page_walk_pae.ts and page_walk_long.ts; translate.ts
+ * picks the walker for the guest's paging mode.
  *
  * @module
  */
@@ -42,8 +43,12 @@ export interface Translation {
   writable: boolean;
   /** Whether user mode may access the page. */
   user: boolean;
+  /** Whether user mode may write the page (whatever kind of access this walk was). */
+  userWritable: boolean;
   /** Whether the page's dirty bit is set (after this walk). */
   dirty: boolean;
+  /** Whether instructions may be fetched from the page (false only with XD under EFER.NXE). */
+  executable: boolean;
 }
 
 /** Physical memory as the walker needs it. */
@@ -100,7 +105,9 @@ export function walk32(
       frame: (physical & ~0xfff) >>> 0,
       writable: writeOk || (!access.user && !c.writeProtect),
       user: userOk,
+      userWritable: userOk && writeOk,
       dirty: ((pde | set) & PTE.D) !== 0,
+      executable: true,
     };
   }
   const pteAddr = ((pde & 0xfffff000) + (((la >>> 12) & 0x3ff) << 2)) >>> 0;
@@ -122,6 +129,8 @@ export function walk32(
     frame,
     writable: writeOk || (!access.user && !c.writeProtect),
     user: userOk,
+    userWritable: userOk && writeOk,
     dirty: ((pte | set) & PTE.D) !== 0,
+    executable: true,
   };
 }

@@ -57,7 +57,11 @@ Deno.test("walk32 maps 4 MiB pages only with CR4.PSE", () => {
 Deno.test("PagedMemory raises GuestPageFault with CR2 and leaves memory unchanged on a split write", () => {
   const { mem, c } = setup();
   let user = true;
-  const pm = new PagedMemory(mem, () => ({ ...c, enabled: true }), () => user);
+  const pm = new PagedMemory(
+    mem,
+    () => ({ ...c, enabled: true, mode: "32-bit", nxe: false, physBits: 36 }),
+    () => user,
+  );
   pm.write32(0x400ffc, 0x11223344);
   assert.equal(mem.read32(0x20ffc), 0x11223344);
   // Crosses from the RW page into the read-only one: must fault without writing the first part.

@@ -1,6 +1,7 @@
 import { GuestMemoryError, GuestPageFault, type LinearMemory } from "../cpu/interfaces.ts";
 import type { PhysicalMemory } from "./physical_memory.ts";
-import { type PagingControls, walk32 } from "./page_walk.ts";
+import { translate, type TranslationControls } from "./translate.ts";
+import { LOW_HALF_END } from "./page_walk_long.ts";
 
 /**
  * Linear memory as the emulator's own accesses see it: through the guest's page tables when
@@ -16,7 +17,7 @@ export class PagedMemory implements LinearMemory {
    */
   constructor(
     private readonly physical: PhysicalMemory,
-    private readonly controls: () => PagingControls & { enabled: boolean },
+    private readonly controls: () => TranslationControls & { enabled: boolean },
     private readonly userMode: () => boolean,
   ) {}
 
@@ -35,19 +36,27 @@ export class PagedMemory implements LinearMemory {
     }
   }
 
+  /** Linear addresses wrap at 4 GiB except under 4-level paging (low half only there). */
+  #wrap(linear: number): number {
+    const c = this.controls();
+    return c.enabled && c.mode === "4-level" ? linear : linear >>> 0;
+  }
+
   #translate(linear: number, write: boolean, fetch = false): number {
     const c = this.controls();
     if (!c.enabled) return linear >>> 0;
+    const la = c.mode === "4-level" ? linear : linear >>> 0;
+    if (!(la >= 0 && la < LOW_HALF_END)) throw new GuestMemoryError(la, 1, write);
     const user = this.#supervisorDepth === 0 && this.userMode();
-    const t = walk32(this.physical, c, linear, { write, user, fetch });
-    if ("fault" in t) throw new GuestPageFault(linear >>> 0, t.fault);
+    const t = translate(this.physical, c, la, { write, user, fetch });
+    if ("fault" in t) throw new GuestPageFault(la, t.fault);
     return t.physical;
   }
 
   #bytes(linear: number, size: number, write: boolean): number[] {
     const addrs: number[] = [];
     for (let i = 0; i < size; i++) {
-      const la = (linear + i) >>> 0;
+      const la = this.#wrap(linear + i);
       if (i === 0 || (la & 0xfff) === 0) addrs.push(this.#translate(la, write));
       else addrs.push(addrs[addrs.length - 1] + 1);
     }
@@ -105,7 +114,7 @@ export class PagedMemory implements LinearMemory {
     try {
       let p = 0;
       for (; n < into.length; n++) {
-        const la = (addr + n) >>> 0;
+        const la = this.#wrap(addr + n);
         if (n === 0 || (la & 0xfff) === 0) p = this.#translate(la, false, true);
         else p++;
         into[n] = this.physical.read8(p);

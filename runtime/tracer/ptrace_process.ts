@@ -78,6 +78,8 @@ export class PtraceProcess {
   readonly stop = new StopInfo();
   /** Number of resumes (each is one host round trip). */
   resumes = 0;
+  /** Host system calls injected (each one more round trip, not counted in {@link resumes}). */
+  injected = 0;
   #regsLoaded = false;
   #siginfoLoaded = false;
   #gone = false;
@@ -303,6 +305,7 @@ export class PtraceProcess {
    */
   inject(nr: number, ...args: (number | bigint)[]): bigint {
     const { libc, pid, regs } = this;
+    this.injected++;
     this.loadRegs();
     this.#saved.copyFrom(regs);
     const argSlots = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];

@@ -3,7 +3,24 @@ import { REG, USER_REGS_SIZE } from "../host/layouts.ts";
 /** Names of the 32-bit general registers in ModRM order, as the emulator indexes them. */
 export const GPR32 = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"] as const;
 const SREG_SLOT = [REG.es, REG.cs, REG.ss, REG.ds, REG.fs, REG.gs];
-const GPR_SLOT = [REG.rax, REG.rcx, REG.rdx, REG.rbx, REG.rsp, REG.rbp, REG.rsi, REG.rdi];
+const GPR_SLOT = [
+  REG.rax,
+  REG.rcx,
+  REG.rdx,
+  REG.rbx,
+  REG.rsp,
+  REG.rbp,
+  REG.rsi,
+  REG.rdi,
+  REG.r8,
+  REG.r9,
+  REG.r10,
+  REG.r11,
+  REG.r12,
+  REG.r13,
+  REG.r14,
+  REG.r15,
+];
 
 /**
  * The guest process's registers as the host kernel sees them (struct user_regs_struct), in a
@@ -53,6 +70,36 @@ export class RegisterFile {
   /** Writes general register `n` (ModRM order) with a zero-extended 32-bit value. */
   setGpr(n: number, value: number): void {
     this.set32(GPR_SLOT[n], value);
+  }
+
+  /** High 32 bits of general register `n` (ModRM order, 0..15). */
+  gprHigh(n: number): number {
+    return this.u32[2 * GPR_SLOT[n] + 1];
+  }
+
+  /** Writes both halves of general register `n`. */
+  setGpr64(n: number, low: number, high: number): void {
+    const r = GPR_SLOT[n];
+    this.u32[2 * r] = low >>> 0;
+    this.u32[2 * r + 1] = high >>> 0;
+    this.dirty = true;
+  }
+
+  /** The high half of rip (zero for code below 4 GiB). */
+  get ripHigh(): number {
+    return this.u32[2 * REG.rip + 1];
+  }
+  set ripHigh(v: number) {
+    this.u32[2 * REG.rip + 1] = v >>> 0;
+    this.dirty = true;
+  }
+
+  /** Sets the host fs or gs base (sreg 4 or 5), which 64-bit guest code uses natively. */
+  setSegmentBase(sreg: number, low: number, high: number): void {
+    const r = sreg === 4 ? REG.fs_base : REG.gs_base;
+    this.u32[2 * r] = low >>> 0;
+    this.u32[2 * r + 1] = high >>> 0;
+    this.dirty = true;
   }
 
   /** Copies all registers from another file. */
