@@ -81,8 +81,8 @@ export interface BootOptions {
   failOn?: (string | RegExp)[] | false;
   /**
    * The console-flood limit: more than `bytes` of output within `window` of guest time ends
-   * the run with a "console-flood" failure. Default {@link DEFAULT_CONSOLE_FLOOD} (96 KiB per
-   * "2s"); `false` for none.
+   * the run with a "console-flood" failure. Default {@link DEFAULT_CONSOLE_FLOOD} (128 KiB per
+   * "8s"); `false` for none.
    */
   consoleFlood?: { bytes: number; window: Duration } | false;
   /**

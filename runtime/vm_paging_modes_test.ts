@@ -5,8 +5,8 @@
  * qemu-system-x86_64.
  */
 import assert from "node:assert/strict";
-import { GuestFailureError, Vm } from "./vm.ts";
-import { hostProcess } from "./harness/host_processes.ts";
+import { GuestFailureError } from "./vm.ts";
+import { withVm } from "./_test_vm.ts";
 import { qemuBinary, runQemu } from "./harness/qemu_run.ts";
 
 const LONGMODE = "fixtures/build/longmode.elf";
@@ -14,19 +14,6 @@ const RING3_HOST = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const NO_QEMU64 = !RING3_HOST || qemuBinary("x86_64") === null;
 if (NO_QEMU64) {
   console.log("qemu-system-x86_64 not installed: skipping the long-mode QEMU comparison");
-}
-
-async function withVm(
-  options: Parameters<typeof Vm.start>[0],
-  fn: (vm: Vm) => Promise<void>,
-): Promise<void> {
-  const vm = await Vm.start(options);
-  try {
-    await fn(vm);
-  } finally {
-    await vm.stop("test ended");
-    assert.equal(hostProcess(vm.pid), null, `guest process ${vm.pid} is still there`);
-  }
 }
 
 Deno.test({

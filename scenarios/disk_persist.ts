@@ -1,25 +1,11 @@
 import assert from "node:assert/strict";
 import { scenario } from "../mod.ts";
-
-/**
- * Guest-time limit of a disk command. Under QEMU (-icount sleep=off) guest time races ahead
- * while the host does disk I/O, so a short limit would fire before the data arrives.
- */
-const DISK = { timeout: "120s" };
-
-/** A blank 1 MiB raw image in a fresh temporary folder (the guest formats it at first use). */
-async function blankImage(): Promise<{ dir: string; path: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "ring3-disk-" });
-  const path = `${dir}/disk.img`;
-  await Deno.writeFile(path, new Uint8Array(1 << 20));
-  return { dir, path };
-}
+import { DISK, withBlankImage } from "./_disk.ts";
 
 export default scenario(
   "a file written by minios survives a reboot on a write-through disk; the default overlay leaves the image unchanged",
   async ({ boot }) => {
-    const { dir, path } = await blankImage();
-    try {
+    await withBlankImage(async (path) => {
       const kernel = "fixtures/build/minios.elf";
       // First boot, write-through: the guest formats the disk and writes a file.
       let vm = await boot({ kernel, disks: [{ path, writeThrough: true }] });
@@ -60,8 +46,6 @@ export default scenario(
       await vm.console.expect(/notes 20\n1 file,/, DISK);
       vm.console.send("exit 0\r");
       assert.equal(await vm.exit(), 1);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );

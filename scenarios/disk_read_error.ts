@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { scenario } from "../mod.ts";
-
-/**
- * Guest-time limit of a disk command. Under QEMU (-icount sleep=off) guest time races ahead
- * while the host does disk I/O, so a short limit would fire before the data arrives.
- */
-const DISK = { timeout: "120s" };
+import { DISK, withBlankImage } from "./_disk.ts";
 
 export default scenario(
   "a disk read error is reported by minios's ATA driver and the kernel keeps running",
   async ({ boot }) => {
-    const dir = await Deno.makeTempDir({ prefix: "ring3-disk-" });
-    try {
-      const path = `${dir}/disk.img`;
-      await Deno.writeFile(path, new Uint8Array(1 << 20));
+    await withBlankImage(async (path) => {
       // minios's file system puts its first file at sector 8: its first read there fails.
       // Armed at boot, so QEMU (blkdebug) does the same; see disk_timeline for faults armed
       // at a guest time.
@@ -42,8 +34,6 @@ export default scenario(
           JSON.stringify(events),
         );
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );

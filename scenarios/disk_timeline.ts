@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { scenario } from "../mod.ts";
-
-/**
- * Guest-time limit of a disk command. Under QEMU (-icount sleep=off) guest time races ahead
- * while the host does disk I/O, so a short limit would fire before the data arrives.
- */
-const DISK = { timeout: "120s" };
+import { DISK, withBlankImage } from "./_disk.ts";
 
 export default scenario(
   "disk faults on the timeline: reads fail until cleared, a torn write loses its sectors",
   async ({ boot }) => {
-    const dir = await Deno.makeTempDir({ prefix: "ring3-disk-" });
-    try {
-      const path = `${dir}/disk.img`;
-      await Deno.writeFile(path, new Uint8Array(1 << 20));
+    await withBlankImage(async (path) => {
       // Disk faults at a guest time exist only on ring3 (QEMU's blkdebug is configured at open).
       const vm = await boot({
         kernel: "fixtures/build/minios.elf",
@@ -48,8 +40,6 @@ export default scenario(
         "disk 0: tear-write sectors 8+1 1x keep 0",
         "disk 0: write 8+1 torn: 0 of 1 sectors kept",
       ]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );

@@ -1638,21 +1638,7 @@ export class Emulator {
     state.selectors[SREG.SS] = ss;
     this.#setCpl(rpl);
     // Data segments the new level may not use become null (SDM: "…are loaded with null").
-    for (const sreg of [SREG.ES, SREG.DS, SREG.FS, SREG.GS]) {
-      const sel = state.selectors[sreg];
-      if ((sel & 0xfffc) === 0) continue;
-      let dd: Descriptor | null = null;
-      try {
-        dd = this.#readDescriptor(sel);
-      } catch (e) {
-        if (!(e instanceof GuestException)) throw e;
-      }
-      const dataOrNc = dd !== null && (!isCode(dd) || !(dd.type & 0x4));
-      if (dd === null || (dataOrNc && dd.dpl < rpl)) {
-        state.selectors[sreg] = 0;
-        regs.setHostSelector(sreg, 0);
-      }
-    }
+    this.#nullInaccessibleDataSegments(rpl);
     regs.setGpr(4, newEsp);
     regs.eip = eip;
   }
