@@ -6,6 +6,18 @@
  */
 import type { RunResult } from "./run_result.ts";
 import type { FaultPlan } from "./fault_plan.ts";
+import type { ScreenSnapshot } from "./screen/text_screen.ts";
+
+/**
+ * What backs a serial line besides COM1 (the console): the scenario ("console"), a host pty a
+ * person attaches to, a file that receives the output, or QEMU-style FIFOs `PATH.in` (guest
+ * input) and `PATH.out` (guest output).
+ */
+export type SerialBackendSpec =
+  | "console"
+  | { pty: true }
+  | { file: string }
+  | { pipe: string };
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -32,6 +44,8 @@ export interface MachineConfig {
   faults?: FaultPlan;
   /** Seed of every random choice the fault plan makes. */
   seed?: number;
+  /** Backends of COM2..COM4, by line number; a line not named here is unconnected. */
+  serial?: Partial<Record<2 | 3 | 4, SerialBackendSpec>>;
   /** Sites the static rewriter replaced with int3, with their original bytes. */
   patches: { vaddr: number; bitness: number; bytes: Uint8Array }[];
 }
@@ -48,7 +62,9 @@ export interface BootMessage {
  * Something injected into a machine: a kind known to the machine's event registry (devices
  * register their kinds) and its parameters. Built in: `{ kind: "serial", text }` types on COM1;
  * `{ kind: "irq", line: 0..15, action: "raise" | "lower" | "pulse" }` drives an ISA interrupt
- * line (a pulse on a line with no pending cause is a spurious interrupt).
+ * line (a pulse on a line with no pending cause is a spurious interrupt);
+ * `{ kind: "keyboard", text?, chord?, intervalNs? }` types on the PS/2 keyboard, one keystroke
+ * per interval of guest time (default 10 ms).
  */
 export interface MachineEvent {
   kind: string;
@@ -65,6 +81,8 @@ export interface AppliedEvent {
 /** Scenario thread → running machine, through the mailbox (see mailbox.ts for why). */
 export type ToMachine =
   | { type: "input"; bytes: Uint8Array }
+  /** Bytes typed on COM2..COM4 backed by "console". */
+  | { type: "serial-input"; line: number; bytes: Uint8Array }
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }
   | { type: "stop"; reason: string }
@@ -75,8 +93,12 @@ export type ToMachine =
 
 /** Machine Worker → scenario thread. */
 export type FromMachine =
-  | { type: "started"; pid: number }
+  /** `ptys`: the slave path of each pty-backed line, by line number. */
+  | { type: "started"; pid: number; ptys: Record<number, string> }
   | { type: "console"; bytes: Uint8Array; guestNs: number }
+  | { type: "serial"; line: number; bytes: Uint8Array; guestNs: number }
+  /** The text screen changed. */
+  | { type: "screen"; screen: ScreenSnapshot; guestNs: number }
   | { type: "deadline"; id: number; guestNs: number }
   | { type: "log"; message: string }
   | { type: "ended"; result: RunResult };

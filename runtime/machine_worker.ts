@@ -38,13 +38,15 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
       console: (bytes, guestNs) => post({ type: "console", bytes, guestNs }),
       deadline: (id, guestNs) => post({ type: "deadline", id, guestNs }),
       log: (message) => post({ type: "log", message }),
+      serial: (line, bytes, guestNs) => post({ type: "serial", line, bytes, guestNs }),
+      screen: (screen, guestNs) => post({ type: "screen", screen, guestNs }),
     });
   } catch (e) {
     if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
     if (e instanceof HostError) return failBeforeBoot("host-error", e.message);
     return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
   }
-  post({ type: "started", pid: machine.pid });
+  post({ type: "started", pid: machine.pid, ptys: machine.ptys });
   machine.run().then(
     (result) => {
       post({ type: "ended", result });

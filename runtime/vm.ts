@@ -6,7 +6,14 @@
  * @module
  */
 import { type Duration, durationNs, memoryBytes } from "./duration.ts";
-import type { FromMachine, MachineConfig, MachineEvent, ToMachine } from "./machine_protocol.ts";
+import type {
+  FromMachine,
+  MachineConfig,
+  MachineEvent,
+  SerialBackendSpec,
+  ToMachine,
+} from "./machine_protocol.ts";
+import { Keyboard, TextScreen } from "./vm_devices.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
@@ -40,6 +47,13 @@ export interface BootOptions {
   faults?: FaultPlan;
   /** Seed of the fault plan's random choices (default 1). */
   seed?: number;
+  /**
+   * Backends of COM2..COM4: `"console"` (the scenario, through {@link Vm.serial}), `{ pty: true }`
+   * (a host pty; its path is in {@link Vm.ptys} and the logs), `{ file: PATH }` (output only),
+   * `{ pipe: PATH }` (FIFOs PATH.in and PATH.out, as QEMU's `-serial pipe:`). Lines not named are
+   * present but unconnected. COM1 is always the console.
+   */
+  serial?: Partial<Record<"com2" | "com3" | "com4", SerialBackendSpec>>;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -87,12 +101,19 @@ export class SerialConsole {
   #text = "";
   #cursor = 0;
   #waiters: Waiter[] = [];
-  #nextDeadline = 1;
+  readonly #nextDeadlineId: () => number;
   #ended: Error | null = null;
   #listeners: ((text: string, guestNs: number) => void)[] = [];
 
-  /** @internal */
-  constructor(private readonly send_: (m: ToMachine) => void) {}
+  /**
+   * @internal
+   * @param send_ where requests to the machine go
+   * @param nextDeadlineId allocates deadline ids unique across one machine's waiters
+   */
+  constructor(private readonly send_: (m: ToMachine) => void, nextDeadlineId?: () => number) {
+    let n = 1;
+    this.#nextDeadlineId = nextDeadlineId ?? (() => n++);
+  }
 
   /**
    * Calls `listener` with each chunk of output as it arrives, with the guest time it was flushed
@@ -124,7 +145,7 @@ export class SerialConsole {
     if (found) return Promise.resolve(found);
     if (this.#ended) return Promise.reject(this.#ended);
     return new Promise((resolve, reject) => {
-      const deadlineId = this.#nextDeadline++;
+      const deadlineId = this.#nextDeadlineId();
       this.#waiters.push({ pattern, timeout, deadlineId, resolve, reject });
       this.send_({ type: "deadline", id: deadlineId, afterNs: durationNs(timeout) });
     });
@@ -191,6 +212,14 @@ export class Vm {
   readonly console: SerialConsole;
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   readonly logs: string[] = [];
+  /** The PS/2 keyboard. */
+  readonly keyboard: Keyboard;
+  /** The CGA/VGA text screen. */
+  readonly screen: TextScreen;
+  /** Slave paths of pty-backed serial lines, by line number (2..4). */
+  ptys: Record<number, string> = {};
+  readonly #lines = new Map<number, SerialConsole>();
+  #deadlineIds = 1;
   readonly #worker: Worker;
   readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;
@@ -202,7 +231,21 @@ export class Vm {
       type: "module",
       name: `ring3 ${config.kernelPath}`,
     });
-    this.console = new SerialConsole((m) => this.#post(m));
+    const nextId = () => this.#deadlineIds++;
+    this.console = new SerialConsole((m) => this.#post(m), nextId);
+    this.keyboard = new Keyboard((event) => this.inject(event));
+    this.screen = new TextScreen((m) => this.#post(m), nextId);
+    for (const n of [2, 3, 4]) {
+      if (config.serial?.[n as 2 | 3 | 4] !== "console") continue;
+      this.#lines.set(
+        n,
+        new SerialConsole((m) =>
+          this.#post(
+            m.type === "input" ? { type: "serial-input", line: n, bytes: m.bytes } : m,
+          ), nextId),
+      );
+    }
+    const decoders = new Map<number, TextDecoder>();
     const decoder = new TextDecoder();
     let started: () => void;
     const startedP = new Promise<void>((r) => started = r);
@@ -212,13 +255,25 @@ export class Vm {
         switch (m.type) {
           case "started":
             this.#pid = m.pid;
+            this.ptys = m.ptys;
             started();
             break;
           case "console":
             this.console.output(decoder.decode(m.bytes, { stream: true }), m.guestNs);
             break;
+          case "serial": {
+            const d = decoders.get(m.line) ?? new TextDecoder();
+            decoders.set(m.line, d);
+            this.#lines.get(m.line)?.output(d.decode(m.bytes, { stream: true }), m.guestNs);
+            break;
+          }
+          case "screen":
+            this.screen.update(m.screen);
+            break;
           case "deadline":
             this.console.deadline(m.id);
+            this.screen.deadline(m.id);
+            for (const l of this.#lines.values()) l.deadline(m.id);
             break;
           case "log":
             this.logs.push(m.message);
@@ -227,11 +282,14 @@ export class Vm {
             this.#ended = true;
             started();
             this.#worker.terminate();
-            this.console.end(
-              m.result.outcome === "failure"
+            {
+              const end = m.result.outcome === "failure"
                 ? new GuestFailureError(m.result.failure)
-                : new Error(`the guest exited with status ${m.result.exitCode}`),
-            );
+                : new Error(`the guest exited with status ${m.result.exitCode}`);
+              this.console.end(end);
+              this.screen.end(end);
+              for (const l of this.#lines.values()) l.end(end);
+            }
             resolve(m.result);
             break;
         }
@@ -247,6 +305,8 @@ export class Vm {
           guestNs: 0,
         };
         this.console.end(new GuestFailureError(failure));
+        this.screen.end(new GuestFailureError(failure));
+        for (const l of this.#lines.values()) l.end(new GuestFailureError(failure));
         started();
         resolve({
           outcome: "failure",
@@ -296,6 +356,7 @@ export class Vm {
       timeoutNs: durationNs(options.timeout ?? "60s"),
       cpu: options.cpu,
       reportLines: 10,
+      serial: serialConfig(options.serial),
     });
     await vm.started;
     if (vm.pid === 0) {
@@ -304,6 +365,25 @@ export class Vm {
       if (r.outcome === "failure") throw new GuestFailureError(r.failure);
     }
     return vm;
+  }
+
+  /**
+   * A serial line as a scenario sees it: 1 is {@link Vm.console}; 2..4 need
+   * `serial: { comN: "console" }` at boot.
+   *
+   * @param line 1..4
+   * @returns its console
+   * @throws {RangeError} for a line not backed by the scenario
+   */
+  serial(line: number): SerialConsole {
+    if (line === 1) return this.console;
+    const l = this.#lines.get(line);
+    if (!l) {
+      throw new RangeError(
+        `COM${line} is not connected to the scenario: boot with serial: { com${line}: "console" }`,
+      );
+    }
+    return l;
   }
 
   /** The guest host process's pid (0 if it never started). */
@@ -391,4 +471,17 @@ export class Vm {
       clearTimeout(guard);
     }
   }
+}
+
+function serialConfig(o: BootOptions["serial"]): MachineConfig["serial"] {
+  if (o === undefined) return undefined;
+  const r: NonNullable<MachineConfig["serial"]> = {};
+  for (const [name, spec] of Object.entries(o)) {
+    const m = /^com([234])$/.exec(name);
+    if (!m) {
+      throw new RangeError(`serial lines are com2..com4 (COM1 is the console), not "${name}"`);
+    }
+    if (spec !== undefined) r[Number(m[1]) as 2 | 3 | 4] = spec;
+  }
+  return r;
 }
