@@ -49,6 +49,9 @@ import { emptyStats, type FailureKind, type FailureReport, type RunResult } from
 import { RTC_DEFAULT_EPOCH_MS } from "../devices/mc146818.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
+import { Keyboard, TextScreen } from "../vm_devices.ts";
+import type { MachineEvent } from "../machine_protocol.ts";
+import { qemuKeystrokes, qemuSerialArgs, screenFromText } from "./qemu_devices.ts";
 
 /** Host ms between guest-clock samples while an expectation waits. */
 export const POLL_MS = 20;
@@ -102,6 +105,8 @@ export interface QemuArgsOptions {
   memoryBytes: number;
   qmpSocket: string;
   logFile: string;
+  /** COM2..COM4 backends (see qemu_devices.ts). */
+  serial?: BootOptions["serial"];
 }
 
 /**
@@ -117,7 +122,7 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
   return [
     ...["-kernel", o.kernel, "-append", o.cmdline, "-m", `${o.memoryBytes}B`],
     ...["-accel", "tcg", "-icount", "shift=0,sleep=off", "-rtc", `base=${epoch},clock=vm`],
-    ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
+    ...["-display", "none", "-monitor", "none", "-serial", "stdio", ...qemuSerialArgs(o.serial)],
     ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
   ];
@@ -219,6 +224,15 @@ export interface QemuBootOptions extends BootOptions {
 export class QemuVm implements ScenarioVm {
   /** COM1, the console (the same class as ring3's, so expectations behave the same). */
   readonly console: SerialConsole;
+  /** The PS/2 keyboard, through QMP input-send-event. */
+  readonly keyboard: Keyboard;
+  /** The text screen, read with QMP pmemsave at each clock sample (the cursor is not read). */
+  readonly screen: TextScreen;
+  /** Slave paths of pty-backed serial lines, from QEMU's "char device redirected" notes. */
+  readonly ptys: Record<number, string> = {};
+  #deadlineIds = 1;
+  /** Serializes the clock sample (stop … cont) and key events: QEMU drops input while stopped. */
+  #paused: Promise<unknown> = Promise.resolve();
   /** QEMU's own messages (stderr, warnings) and notes of this backend. */
   readonly logs: string[] = [];
   /** Which QEMU runs the kernel. */
@@ -252,7 +266,10 @@ export class QemuVm implements ScenarioVm {
     this.arch = arch;
     this.#runLimitNs = runLimitNs;
     this.#stdin = child.stdin.getWriter();
-    this.console = new SerialConsole((m) => this.#fromConsole(m));
+    const nextId = () => this.#deadlineIds++;
+    this.console = new SerialConsole((m) => this.#fromConsole(m), nextId);
+    this.keyboard = new Keyboard((e) => this.#keyboardEvent(e));
+    this.screen = new TextScreen((m) => this.#fromConsole(m), nextId);
     live.add(child);
     if (!unloadHooked) {
       unloadHooked = true;
@@ -279,11 +296,11 @@ export class QemuVm implements ScenarioVm {
       const log = await Deno.readTextFile(`${dir}/qemu.log`).catch(() => "");
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       const r = this.#classify(status, log);
-      this.console.end(
-        r.outcome === "failure"
-          ? new GuestFailureError(r.failure)
-          : new Error(`the guest exited with status ${r.exitCode}`),
-      );
+      const end = r.outcome === "failure"
+        ? new GuestFailureError(r.failure)
+        : new Error(`the guest exited with status ${r.exitCode}`);
+      this.console.end(end);
+      this.screen.end(end);
       return r;
     });
   }
@@ -323,6 +340,7 @@ export class QemuVm implements ScenarioVm {
       memoryBytes: memoryBytes(options.memory ?? "64M"),
       qmpSocket: `${dir}/qmp.sock`,
       logFile: `${dir}/qemu.log`,
+      serial: options.serial,
     });
     let child: Deno.ChildProcess;
     try {
@@ -349,6 +367,24 @@ export class QemuVm implements ScenarioVm {
       const r = await vm.#result;
       if (r.outcome === "failure") throw new GuestFailureError(r.failure);
       return vm;
+    }
+    if (
+      options.serial &&
+      Object.values(options.serial).some((b) =>
+        b !== undefined && typeof b === "object" && "pty" in b
+      )
+    ) {
+      // QEMU names each pty on stderr as it opens it, before the machine starts.
+      const want = Object.values(options.serial).filter((b) =>
+        typeof b === "object" && "pty" in b
+      ).length;
+      for (let i = 0; i < 100 && Object.keys(vm.ptys).length < want; i++) {
+        for (const line of vm.#stderr.split("\n")) {
+          const m = /redirected to (\S+) \(label serial(\d)\)/.exec(line);
+          if (m) vm.ptys[Number(m[2]) + 1] = m[1];
+        }
+        if (Object.keys(vm.ptys).length < want) await new Promise((r) => setTimeout(r, 20));
+      }
     }
     vm.#clockLoop();
     return vm;
@@ -397,6 +433,45 @@ export class QemuVm implements ScenarioVm {
   stop(reason = "stopped by the scenario"): Promise<RunResult> {
     this.#finish({ kind: "stopped", message: `stopped by the harness: ${reason}` });
     return this.#result;
+  }
+
+  /**
+   * A serial line: 1 is {@link QemuVm.console}; QEMU backs the others with ptys, files or pipes
+   * only (see qemu_devices.ts), not with the scenario.
+   *
+   * @param line 1..4
+   * @returns the console of line 1
+   * @throws {RangeError} for another line
+   */
+  serial(line: number): SerialConsole {
+    if (line === 1) return this.console;
+    throw new RangeError(
+      `COM${line} cannot be the scenario's console on the QEMU backend: use { pty: true }`,
+    );
+  }
+
+  #keyboardEvent(e: MachineEvent): void {
+    const strokes = qemuKeystrokes(e);
+    const holdMs = typeof e.intervalNs === "number" ? Math.max(1, e.intervalNs / 1e6) : 10;
+    const qmp = this.#qmp;
+    if (this.#ended || !qmp) return;
+    // Between clock samples: QEMU drops input events while the machine is stopped.
+    const send = this.#paused.then(async () => {
+      for (const keys of strokes) {
+        await qmp.execute("send-key", {
+          keys: keys.map((n) => ({ type: "number", data: n })),
+          "hold-time": holdMs,
+        }).catch((err) => this.logs.push(`keyboard: ${(err as Error).message}`));
+      }
+    });
+    this.#paused = send;
+  }
+
+  /** Reads the text screen (machine paused by the caller). */
+  async #readScreen(): Promise<void> {
+    const file = `${this.#dir}/screen.bin`;
+    await this.#qmp!.execute("pmemsave", { val: 0xb8000, size: 4000, filename: file });
+    this.screen.update(screenFromText(await Deno.readFile(file)));
   }
 
   // --- console ---------------------------------------------------------------------------------
@@ -468,7 +543,13 @@ export class QemuVm implements ScenarioVm {
   }
 
   /** Samples the guest clock with the machine paused: instruction count, RTC, PM timer. */
-  async #sample(): Promise<{ icount: number; virtualNs: number } | null> {
+  #sample(): Promise<{ icount: number; virtualNs: number } | null> {
+    const run = this.#paused.then(() => this.#samplePaused());
+    this.#paused = run.catch(() => {});
+    return run;
+  }
+
+  async #samplePaused(): Promise<{ icount: number; virtualNs: number } | null> {
     const q = this.#qmp!;
     await q.execute("stop");
     try {
@@ -496,6 +577,7 @@ export class QemuVm implements ScenarioVm {
         // disagrees (a guest that reprogrammed its RTC or PM block) falls back to the bound.
         if (t >= icount - 1000 && Math.abs(t - (rtcSeconds + 0.5) * 1e9) <= 0.6e9) virtualNs = t;
       }
+      await this.#readScreen().catch(() => {/* QEMU is going away */});
       return { icount, virtualNs };
     } finally {
       await q.execute("cont").catch(() => {/* shut down or gone: the event says why */});
@@ -535,7 +617,10 @@ export class QemuVm implements ScenarioVm {
     const due = this.#deadlines.filter((d) => d.at !== null && d.at <= this.#guestNs);
     if (due.length) {
       this.#deadlines = this.#deadlines.filter((d) => !due.includes(d));
-      for (const d of due) this.console.deadline(d.id);
+      for (const d of due) {
+        this.console.deadline(d.id);
+        this.screen.deadline(d.id);
+      }
     }
     if (this.#guestNs >= this.#limitAt()) {
       const regs = parseQemuRegisters(await this.#qmp!.hmp("info registers").catch(() => ""));
@@ -644,7 +729,7 @@ export class QemuVm implements ScenarioVm {
           c?.regs,
         )
         : fail(
-          "guest-died",
+          "reset",
           "the guest reset the machine (QEMU SHUTDOWN, reason guest-reset; -no-reboot)",
           c.regs,
         );

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { screenText } from "../../screen/text_screen.ts";
 import type { FailureReport, RunResult } from "../../run_result.ts";
 import type { ScenarioOutcome } from "../scenario.ts";
 
@@ -73,6 +74,8 @@ export interface MachineReport {
   transcript: string;
   /** Diagnostics from the machine (unhandled ports, loader notes). */
   logs: string[];
+  /** The text screen at the end, when the machine reported one. */
+  screen?: string;
 }
 
 /** One scenario's report: what the JSON reporter prints and `report.json` holds. */
@@ -117,6 +120,7 @@ export function toScenarioReport(
     result: m.result,
     transcript: m.transcript,
     logs: m.logs ?? [],
+    ...(m.screen ? { screen: screenText(m.screen) } : {}),
   }));
   const report: ScenarioReport = {
     id,
