@@ -374,16 +374,12 @@ export class QemuVm implements ScenarioVm {
         b !== undefined && typeof b === "object" && "pty" in b
       )
     ) {
-      // QEMU names each pty on stderr as it opens it, before the machine starts.
+      // QEMU names each pty on stdout (#pumpStdout takes the notes out of COM1's transcript).
       const want = Object.values(options.serial).filter((b) =>
         typeof b === "object" && "pty" in b
       ).length;
       for (let i = 0; i < 100 && Object.keys(vm.ptys).length < want; i++) {
-        for (const line of vm.#stderr.split("\n")) {
-          const m = /redirected to (\S+) \(label serial(\d)\)/.exec(line);
-          if (m) vm.ptys[Number(m[2]) + 1] = m[1];
-        }
-        if (Object.keys(vm.ptys).length < want) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20));
       }
     }
     vm.#clockLoop();
@@ -501,7 +497,14 @@ export class QemuVm implements ScenarioVm {
   async #pumpStdout(): Promise<void> {
     const decoder = new TextDecoder();
     for await (const chunk of this.#child.stdout) {
-      this.console.output(decoder.decode(chunk, { stream: true }), this.#guestNs);
+      const text = decoder.decode(chunk, { stream: true }).replace(
+        /char device redirected to (\S+) \(label serial(\d)\)\r?\n/g,
+        (_, path: string, n: string) => {
+          this.ptys[Number(n) + 1] = path;
+          return "";
+        },
+      );
+      if (text) this.console.output(text, this.#guestNs);
     }
     const rest = decoder.decode();
     if (rest) this.console.output(rest, this.#guestNs);
