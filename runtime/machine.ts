@@ -185,6 +185,22 @@ export class Machine {
       this.#lines.set(line, { uart: board.serial[line - 1], backend, input: [], output: [] });
       if (backend) hooks.log(`COM${line}: ${backend.description}`);
     }
+
+    // The timeline's event kinds. A device adds its own here; the scheduler stays the same.
+    this.#eventKinds.set("serial", (e) => {
+      const text = typeof e.text === "string" ? e.text : "";
+      for (const b of new TextEncoder().encode(text)) this.#pendingInput.push(b);
+      return JSON.stringify(text);
+    });
+    this.#eventKinds.set("irq", (e) => {
+      const line = board.injectIrq(Number(e.line));
+      const action = String(e.action ?? "pulse");
+      if (action === "raise") line.raise();
+      else if (action === "lower") line.lower();
+      else if (action === "pulse") line.pulse();
+      else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
+      return `line ${e.line} ${action}`;
+    });
     this.#eventKinds.set("keyboard", (e) => {
       const strokes = typeof e.text === "string"
         ? textKeystrokes(e.text)
@@ -201,21 +217,7 @@ export class Machine {
       });
       return `${strokes.length} keystroke(s) ${JSON.stringify(e.text ?? e.chord)}`;
     });
-    // The timeline's event kinds. A device adds its own here; the scheduler stays the same.
-    this.#eventKinds.set("serial", (e) => {
-      const text = typeof e.text === "string" ? e.text : "";
-      for (const b of new TextEncoder().encode(text)) this.#pendingInput.push(b);
-      return JSON.stringify(text);
-    });
-    this.#eventKinds.set("irq", (e) => {
-      const line = board.injectIrq(Number(e.line));
-      const action = String(e.action ?? "pulse");
-      if (action === "raise") line.raise();
-      else if (action === "lower") line.lower();
-      else if (action === "pulse") line.pulse();
-      else throw new RangeError(`irq action must be raise, lower or pulse, not "${action}"`);
-      return `line ${e.line} ${action}`;
-    });
+
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
