@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { PortDevice } from "./port_device.ts";
+import type { AccessSize, PortDevice } from "./port_device.ts";
 
 /** Reset Control bits. */
 export const RCR = { SYS_RST: 0x02, RST_CPU: 0x04 } as const;
@@ -23,7 +23,7 @@ export class ResetControl implements PortDevice {
   read(): number {
     return this.#value;
   }
-  write(_offset: number, value: number): void {
+  write(_offset: number, value: number, _size: AccessSize): void {
     this.#value = value & RCR.SYS_RST;
     if (value & RCR.RST_CPU) {
       this.onReset(`0x${value.toString(16)} to the reset control register 0xcf9`);
