@@ -1,7 +1,8 @@
 /**
  * How the QEMU backend presents the PC devices of a scenario: keyboard events as QMP
  * `input-send-event` key events (QEMU's "number" key codes are set 1 scancodes, extended keys
- * 0x80 | code), the text screen from a dump of 0xB8000, and COM2..COM4 as `-serial` chardevs.
+ * 0x80 | code), the text screen from a dump of 0xB8000 and the CRTC registers, and COM2..COM4 as
+ * `-serial` chardevs.
  *
  * @module
  */
@@ -58,14 +59,35 @@ export function qemuKeystrokes(e: MachineEvent): number[][] {
 }
 
 /**
- * A snapshot from the 4000 bytes at 0xB8000 (start address 0; the cursor is not read, as QMP
- * cannot read the CRTC without changing its index register).
+ * A snapshot from the 4000 bytes shown (read from 0xB8000 + 2 * start) and the CRTC registers.
  *
  * @param cells character/attribute pairs
+ * @param start the CRTC start address the cells were read from
+ * @param crtc cursor location and Cursor Start/End registers (NaN where a read failed)
  * @returns the snapshot
  */
-export function screenFromText(cells: Uint8Array): ScreenSnapshot {
-  return { columns: TEXT_COLUMNS, rows: TEXT_ROWS, cells: cells.slice(0, 4000), cursor: null };
+export function screenFromText(
+  cells: Uint8Array,
+  start = 0,
+  crtc?: { location: number; shape: number[] },
+): ScreenSnapshot {
+  const [cs, ce] = crtc?.shape ?? [NaN, NaN];
+  const rel = (crtc?.location ?? NaN) - start;
+  const visible = Number.isFinite(rel) && Number.isFinite(cs) && !(cs & 0x20) &&
+    (cs & 0x1f) <= (ce & 0x1f) && rel >= 0 && rel < TEXT_COLUMNS * TEXT_ROWS;
+  return {
+    columns: TEXT_COLUMNS,
+    rows: TEXT_ROWS,
+    cells: cells.slice(0, 4000),
+    cursor: visible
+      ? {
+        row: Math.floor(rel / TEXT_COLUMNS),
+        column: rel % TEXT_COLUMNS,
+        start: cs & 0x1f,
+        end: ce & 0x1f,
+      }
+      : null,
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { qemuKeystrokes, qemuSerialArgs, scancodesToQmp } from "./qemu_devices.ts";
+import { qemuKeystrokes, qemuSerialArgs, scancodesToQmp, screenFromText } from "./qemu_devices.ts";
 
 Deno.test("QEMU key numbers: set 1 make codes, extended keys as 0x80 | code", () => {
   assert.deepEqual(qemuKeystrokes({ kind: "keyboard", text: "aA" }), [[0x1e], [0x2a, 0x1e]]);
@@ -24,4 +24,13 @@ Deno.test("QEMU -serial arguments fill the lines before the last one named with 
     "pipe:/tmp/p",
   ]);
   assert.throws(() => qemuSerialArgs({ com2: "console" }), /not available on the QEMU backend/);
+});
+
+Deno.test("a QEMU screen dump becomes a snapshot with the cursor relative to the start address", () => {
+  const cells = new Uint8Array(4000);
+  const s = screenFromText(cells, 80, { location: 85, shape: [14, 15] });
+  assert.deepEqual(s.cursor, { row: 0, column: 5, start: 14, end: 15 });
+  assert.equal(screenFromText(cells, 0, { location: 5, shape: [0x20 | 14, 15] }).cursor, null);
+  assert.equal(screenFromText(cells, 0, { location: NaN, shape: [14, 15] }).cursor, null);
+  assert.equal(screenFromText(cells).cursor, null);
 });

@@ -226,7 +226,7 @@ export class QemuVm implements ScenarioVm {
   readonly console: SerialConsole;
   /** The PS/2 keyboard, through QMP input-send-event. */
   readonly keyboard: Keyboard;
-  /** The text screen, read with QMP pmemsave at each clock sample (the cursor is not read). */
+  /** The text screen: QMP pmemsave and the CRTC over HMP, at each clock sample. */
   readonly screen: TextScreen;
   /** Slave paths of pty-backed serial lines, from QEMU's "char device redirected" notes. */
   readonly ptys: Record<number, string> = {};
@@ -465,9 +465,26 @@ export class QemuVm implements ScenarioVm {
 
   /** Reads the text screen (machine paused by the caller). */
   async #readScreen(): Promise<void> {
+    const q = this.#qmp!;
+    const inb = async (port: number) =>
+      parseInt(/=\s*0x([0-9a-f]+)/.exec(await q.hmp(`i /b 0x${port.toString(16)}`))?.[1] ?? "", 16);
+    // The CRTC's registers sit behind its index port: save the index, read, put it back. The
+    // machine is stopped, so the guest never sees the index change.
+    const index = await inb(0x3d4);
+    const reg = async (i: number) => {
+      await q.hmp(`o /b 0x3d4 0x${i.toString(16)}`);
+      return await inb(0x3d5);
+    };
+    const crtc = {
+      start: ((await reg(0x0c)) << 8) | await reg(0x0d),
+      location: ((await reg(0x0e)) << 8) | await reg(0x0f),
+      shape: [await reg(0x0a), await reg(0x0b)],
+    };
+    if (Number.isFinite(index)) await q.hmp(`o /b 0x3d4 0x${index.toString(16)}`);
     const file = `${this.#dir}/screen.bin`;
-    await this.#qmp!.execute("pmemsave", { val: 0xb8000, size: 4000, filename: file });
-    this.screen.update(screenFromText(await Deno.readFile(file)));
+    const start = Number.isFinite(crtc.start) ? crtc.start : 0;
+    await q.execute("pmemsave", { val: 0xb8000 + 2 * start, size: 4000, filename: file });
+    this.screen.update(screenFromText(await Deno.readFile(file), start, crtc));
   }
 
   // --- console ---------------------------------------------------------------------------------
