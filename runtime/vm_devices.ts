@@ -87,6 +87,11 @@ export class TextScreen {
     private readonly nextDeadlineId: () => number,
   ) {}
 
+  /** An expectation is waiting (a backend that polls the screen polls it more often then). */
+  get waiting(): boolean {
+    return this.#waiters.length > 0;
+  }
+
   /** The last snapshot (null before the machine reported one). */
   get snapshot(): ScreenSnapshot | null {
     return this.#snapshot;
