@@ -66,6 +66,15 @@ export {
 } from "./runtime/harness/scenario_vm.ts";
 export { QemuVm } from "./runtime/harness/qemu_vm.ts";
 export {
+  Keyboard,
+  type ScreenExpectOptions,
+  ScreenTimeoutError,
+  TextScreen,
+} from "./runtime/vm_devices.ts";
+export { type ScreenSnapshot } from "./runtime/screen/text_screen.ts";
+export { type SerialBackendSpec } from "./runtime/machine_protocol.ts";
+export { KeymapError } from "./runtime/devices/keymap.ts";
+export {
   compareTranscripts,
   formatDivergence,
   type TranscriptDivergence,

@@ -29,6 +29,12 @@ import { buildPcBoard } from "./pc_board.ts";
 import { FaultInjector } from "./fault_plan.ts";
 import type { MmioBus } from "./devices/mmio_bus.ts";
 import { loadMultiboot } from "./boot/multiboot.ts";
+import { writeFirmware } from "./firmware/firmware.ts";
+import type { I8042 } from "./devices/i8042.ts";
+import type { VgaCrtc } from "./devices/vga_crtc.ts";
+import { chordScancodes, textKeystrokes } from "./devices/keymap.ts";
+import { readScreen, sameScreen, type ScreenSnapshot } from "./screen/text_screen.ts";
+import { openSerialBackend, type SerialBackend } from "./serial_backends.ts";
 import { ImageFormatError } from "./boot/image_error.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 import { MachineNetwork } from "./machine_network.ts";
@@ -48,6 +54,8 @@ const GUEST_RAM_FD = 3;
 const CLOCK_TICK_US = 4000;
 /** Host time the machine runs between looks at its mailbox (input, deadlines, stop). */
 const IDLE_WAIT_MS = 20;
+/** Guest time between keystrokes typed by a scenario (a fast typist: 100 keys a second). */
+const KEY_INTERVAL_NS = 10_000_000;
 /** Stops between looks at device timers, besides every clock tick and every idle round. */
 const TIMER_CHECK_STOPS = 32;
 /** siginfo si_code of a single-step SIGTRAP. */
@@ -88,6 +96,10 @@ const NET_WAIT_MS = 2;
 export interface MachineHooks {
   /** Bytes the guest wrote to its console (COM1). */
   console(bytes: Uint8Array, guestNs: number): void;
+  /** Output of COM2..COM4 lines backed by the scenario. */
+  serial?(line: number, bytes: Uint8Array, guestNs: number): void;
+  /** The text screen changed. */
+  screen?(screen: ScreenSnapshot, guestNs: number): void;
   /** A deadline requested through the mailbox passed. */
   deadline(id: number, guestNs: number): void;
   /** Timeline event `id` was applied, skipped or rejected. */
@@ -124,6 +136,15 @@ export class Machine {
   readonly #unmapProtection: boolean;
   readonly #emu: Emulator;
   readonly #uart: Uart16550;
+  readonly #keyboard: I8042;
+  readonly #crtc: VgaCrtc;
+  #screen: ScreenSnapshot | null = null;
+  #resetReason: string | null = null;
+  /** COM2..COM4 (index = line number): UART, host backend, pending input and output. */
+  readonly #lines = new Map<
+    number,
+    { uart: Uart16550; backend: SerialBackend | null; input: number[]; output: number[] }
+  >();
   readonly #tail = new ConsoleTail();
   readonly #pendingInput: number[] = [];
   #consoleOut: number[] = [];
@@ -226,9 +247,20 @@ export class Machine {
       events: this.#events,
       transmit: (byte) => this.#transmit(byte),
       exit: (status) => this.#exitCode = status,
+      transmitSerial: (line, byte) => this.#lines.get(line)?.output.push(byte),
+      reset: (reason) => this.#resetReason ??= reason,
       log: (m) => hooks.log(m),
     });
     this.#uart = board.com1;
+    this.#keyboard = board.keyboard;
+    this.#crtc = board.crtc;
+    for (const [n, spec] of Object.entries(config.serial ?? {})) {
+      const line = Number(n);
+      if (spec === undefined) continue;
+      const backend = openSerialBackend(line, spec);
+      this.#lines.set(line, { uart: board.serial[line - 1], backend, input: [], output: [] });
+      if (backend) hooks.log(`COM${line}: ${backend.description}`);
+    }
     // The board registered its devices' event kinds (irq, spurious); these are the machine's.
     this.#events.register({
       kind: "serial",
@@ -263,6 +295,29 @@ export class Machine {
         'disk: index, action: "fail-read" | "fail-write" | "delay-read" | "delay-write" | "tear-write" | "clear", sector, count, times',
       apply: (e) => disks.applyEvent(e),
     });
+    this.#events.register({
+      kind: "keyboard",
+      owner: "i8042",
+      summary:
+        'text: characters to type | chord: e.g. "Control+c", intervalNs: gap between keystrokes',
+      apply: (e) => {
+        const strokes = typeof e.text === "string"
+          ? textKeystrokes(e.text)
+          : typeof e.chord === "string"
+          ? [chordScancodes(e.chord)]
+          : (() => {
+            throw new RangeError("a keyboard event needs text or chord");
+          })();
+        const gap = typeof e.intervalNs === "number" ? e.intervalNs : KEY_INTERVAL_NS;
+        const t0 = this.clock.now();
+        strokes.forEach((codes, i) => {
+          if (i === 0) this.#keyboard.keyboardInput(codes);
+          else this.clock.schedule(t0 + i * gap, () => this.#keyboard.keyboardInput(codes));
+        });
+        return `${strokes.length} keystroke(s) ${JSON.stringify(e.text ?? e.chord)}`;
+      },
+    });
+
     this.#interruptController = board.interruptController;
     this.#mmio = board.mmio;
     this.#faults = new FaultInjector(
@@ -342,6 +397,8 @@ export class Machine {
     let proc: PtraceProcess | undefined;
     let stub: StubArea | null = null;
     try {
+      // Before the kernel, so a kernel loaded over the BIOS area wins, as it would on a PC.
+      writeFirmware(ram.bytes, RING3_CPU);
       const kernel = loadMultiboot(config.kernel, ram.bytes, {
         cmdline: config.cmdline,
         kernelPath: config.kernelPath,
@@ -375,6 +432,13 @@ export class Machine {
     }
   }
 
+  /** Slave paths of pty-backed serial lines, by line number. */
+  get ptys(): Record<number, string> {
+    const r: Record<number, string> = {};
+    for (const [n, l] of this.#lines) if (l.backend?.ptyPath) r[n] = l.backend.ptyPath;
+    return r;
+  }
+
   /** The guest process's pid. */
   get pid(): number {
     return this.#proc.pid;
@@ -384,6 +448,9 @@ export class Machine {
     switch (m.type) {
       case "input":
         for (const b of m.bytes) this.#pendingInput.push(b);
+        return;
+      case "serial-input":
+        this.#lines.get(m.line)?.input.push(...m.bytes);
         return;
       case "deadline":
         this.clock.addDeadline(m.id, m.afterNs);
@@ -451,6 +518,7 @@ export class Machine {
   }
 
   #flushConsole(): void {
+    this.#flushDevices();
     if (this.#consoleOut.length === 0) return;
     const bytes = new Uint8Array(this.#consoleOut);
     this.#consoleOut = [];
@@ -460,6 +528,31 @@ export class Machine {
     const verdict = this.#consoleWatch.count(bytes.length, now) ??
       this.#consoleWatch.scan(this.#consoleText.decode(bytes, { stream: true }));
     if (verdict !== null) this.#fail(verdict.kind, verdict.message);
+  }
+
+  /** Serial lines 2..4 both ways, and the screen when it changed. */
+  #flushDevices(): void {
+    for (const [n, l] of this.#lines) {
+      if (l.output.length > 0) {
+        const bytes = new Uint8Array(l.output);
+        l.output = [];
+        if (l.backend) l.backend.write(bytes);
+        else this.hooks.serial?.(n, bytes, this.clock.now());
+      }
+      const got = l.backend?.poll();
+      if (got && got.length > 0) l.input.push(...got);
+      const room = l.uart.canReceive();
+      if (room > 0 && l.input.length > 0) {
+        l.uart.receive(new Uint8Array(l.input.splice(0, room)));
+      }
+    }
+    if (this.hooks.screen) {
+      const snap = readScreen(this.#ram.bytes, this.#crtc.startAddress(), this.#crtc.cursor());
+      if (!sameScreen(this.#screen, snap)) {
+        this.#screen = snap;
+        this.hooks.screen(snap, this.clock.now());
+      }
+    }
   }
 
   #pumpInput(): void {
@@ -575,6 +668,11 @@ export class Machine {
     }
     if (this.#exitCode !== null) {
       this.#finish({ outcome: "exit", exitCode: this.#exitCode, stats: this.#stats() });
+      return;
+    }
+    if (this.#resetReason !== null) {
+      // As QEMU with -no-reboot: a reset ends the run, classified, instead of rebooting.
+      this.#fail("reset", `the guest reset the machine (${this.#resetReason})`);
       return;
     }
     if (exit === Exit.Fatal) {
@@ -920,6 +1018,7 @@ export class Machine {
     this.#userProc?.kill();
     this.#stub?.close();
     this.#disks.close();
+    for (const l of this.#lines.values()) l.backend?.close();
     this.#ram.close();
     void this.#libc;
   }

@@ -9,6 +9,18 @@ import type { FaultPlan } from "./fault_plan.ts";
 import type { StubConfig } from "./stub_area.ts";
 import type { DiskFile } from "./disk/disk_io_protocol.ts";
 import type { ConsoleLimits } from "./console_watch.ts";
+import type { ScreenSnapshot } from "./screen/text_screen.ts";
+
+/**
+ * What backs a serial line besides COM1 (the console): the scenario ("console"), a host pty a
+ * person attaches to, a file that receives the output, or QEMU-style FIFOs `PATH.in` (guest
+ * input) and `PATH.out` (guest output).
+ */
+export type SerialBackendSpec =
+  | "console"
+  | { pty: true }
+  | { file: string }
+  | { pipe: string };
 
 /** What a machine is made of, as the Worker needs it. */
 export interface MachineConfig {
@@ -49,6 +61,8 @@ export interface MachineConfig {
   disks?: DiskFile[];
   /** The channel to the disk I/O Worker, when there are disks (transferred, not cloned). */
   diskPort?: MessagePort;
+  /** Backends of COM2..COM4, by line number; a line not named here is unconnected. */
+  serial?: Partial<Record<2 | 3 | 4, SerialBackendSpec>>;
   /**
    * Sites the static rewriter replaced with int3, with their original bytes (fast-form slow
    * paths included: their int3s sit in the stub window).
@@ -85,7 +99,11 @@ export interface BootMessage {
  * - `{ kind: "spurious", irq: 7 | 15 }` makes the 8259 answer INTA with its spurious vector;
  * - `{ kind: "timer", action: "hold", for: Duration }` holds every device timer (PIT, local
  *   APIC timer, RTC) for that much guest time, then releases them (one coalesced tick);
- * - `{ kind: "timer", action: "advance", by: Duration }` jumps guest time forward.
+ * - `{ kind: "timer", action: "advance", by: Duration }` jumps guest time forward;
+ * - `{ kind: "keyboard", text?, chord?, intervalNs? }` types on the PS/2 keyboard, one keystroke
+ *   per interval of guest time (default 10 ms);
+ * - `{ kind: "disk", … }` and `{ kind: "nic", … }` arm disk faults and drop, corrupt or inject
+ *   frames (see the guide).
  */
 export interface MachineEvent {
   kind: string;
@@ -104,6 +122,8 @@ export interface AppliedEvent {
 /** Scenario thread → running machine, through the mailbox (see mailbox.ts for why). */
 export type ToMachine =
   | { type: "input"; bytes: Uint8Array }
+  /** Bytes typed on COM2..COM4 backed by "console". */
+  | { type: "serial-input"; line: number; bytes: Uint8Array }
   | { type: "deadline"; id: number; afterNs: number }
   | { type: "cancel-deadline"; id: number }
   | { type: "stop"; reason: string }
@@ -119,8 +139,12 @@ export type ToMachine =
 
 /** Machine Worker → scenario thread. */
 export type FromMachine =
-  | { type: "started"; pid: number }
+  /** `ptys`: the slave path of each pty-backed line, by line number. */
+  | { type: "started"; pid: number; ptys: Record<number, string> }
   | { type: "console"; bytes: Uint8Array; guestNs: number }
+  | { type: "serial"; line: number; bytes: Uint8Array; guestNs: number }
+  /** The text screen changed. */
+  | { type: "screen"; screen: ScreenSnapshot; guestNs: number }
   | { type: "deadline"; id: number; guestNs: number }
   /** The timeline event `id` was applied (or skipped or rejected). */
   | { type: "event"; id: number; applied: AppliedEvent }

@@ -42,6 +42,8 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
       event: (id, applied) => post({ type: "event", id, applied }),
       log: (message) => post({ type: "log", message }),
       frame: (nic, bytes, guestNs) => post({ type: "frame", nic, bytes, guestNs }),
+      serial: (line, bytes, guestNs) => post({ type: "serial", line, bytes, guestNs }),
+      screen: (screen, guestNs) => post({ type: "screen", screen, guestNs }),
     });
   } catch (e) {
     if (e instanceof ImageFormatError) return failBeforeBoot("image-error", e.message);
@@ -51,7 +53,7 @@ self.onmessage = (event: MessageEvent<BootMessage>) => {
     if (e instanceof StubWindowError) return failBeforeBoot("image-error", e.message);
     return failBeforeBoot("host-error", e instanceof Error ? e.stack ?? e.message : String(e));
   }
-  post({ type: "started", pid: machine.pid });
+  post({ type: "started", pid: machine.pid, ptys: machine.ptys });
   machine.run().then(
     (result) => {
       post({ type: "ended", result });

@@ -23,6 +23,10 @@ import type { BlockBackend } from "./devices/block_backend.ts";
 import { buildAtaChannel } from "./devices/ata_board.ts";
 import { LAPIC_REG } from "./devices/local_apic.ts";
 import type { EventRegistry } from "./event_kinds.ts";
+import { I8042 } from "./devices/i8042.ts";
+import { VgaCrtc } from "./devices/vga_crtc.ts";
+import { ACPI_PM_PORT_COUNT, AcpiPm } from "./devices/acpi_pm.ts";
+import { ResetControl } from "./devices/reset_control.ts";
 
 /** Port bases and IRQ numbers of the board (PC/AT conventions). */
 export const PC_LAYOUT = {
@@ -33,6 +37,17 @@ export const PC_LAYOUT = {
   SPEAKER: 0x61,
   RTC: 0x70,
   COM1: 0x3f8,
+  /** COM1..COM4 and their IRQs (COM1/COM3 share IRQ 4, COM2/COM4 IRQ 3). */
+  COM: [0x3f8, 0x2f8, 0x3e8, 0x2e8],
+  IRQ_COM: [4, 3, 4, 3],
+  KBD_DATA: 0x60,
+  KBD_CONTROL: 0x64,
+  IRQ_KBD: 1,
+  VGA_CRTC: 0x3d4,
+  VGA_STATUS: 0x3da,
+  /** The PIIX4 ACPI PM block (PM timer at +8), where QEMU's SeaBIOS puts it. */
+  ACPI_PM: 0x600,
+  RESET_CONTROL: 0xcf9,
   /** QEMU's isa-debug-exit as the fixtures and scenarios use it (iobase=0xf4, iosize=4). */
   DEBUG_EXIT: 0xf4,
   IRQ_PIT: 0,
@@ -58,6 +73,12 @@ export interface PcBoard {
   };
   /** COM1, the console. */
   com1: Uart16550;
+  /** COM1..COM4 (index 0 is COM1). */
+  serial: Uart16550[];
+  /** The keyboard controller. */
+  keyboard: I8042;
+  /** The text adapter's CRT controller (the text itself is RAM at 0xB8000). */
+  crtc: VgaCrtc;
   /** Device memory: the local APIC and the IOAPIC. */
   mmio: MmioBus;
   /** The line a scenario drives to inject ISA interrupt `n` (ORed with the device's own). */
@@ -77,6 +98,10 @@ export interface PcBoardOptions {
   events: EventRegistry;
   /** Console output bytes. */
   transmit: (byte: number) => void;
+  /** Output bytes of COM2..COM4 (`line` 2..4); default: dropped. */
+  transmitSerial?: (line: number, byte: number) => void;
+  /** The guest asked for a reset (i8042 0xFE, 0xCF9). */
+  reset?: (reason: string) => void;
   /** isa-debug-exit: the status QEMU would exit with, (v << 1) | 1. */
   exit: (status: number) => void;
   log: (message: string) => void;
@@ -159,12 +184,31 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
     memory: cmosMemorySizes(o.ramBytes),
   });
   o.bus.attach(L.RTC, 2, rtc);
-  const com1 = new Uart16550({
-    name: "com1",
-    irq: isa(L.IRQ_COM1),
-    transmit: o.transmit,
+  // Two UARTs share each of IRQ 3 and 4: each drives its own line, ORed onto the ISA line.
+  const serial = L.COM.map((base, i) => {
+    const own = new Line(`com${i + 1}-irq`);
+    const shared = L.COM.map((_, j) => j).filter((j) => L.IRQ_COM[j] === L.IRQ_COM[i]);
+    const uart = new Uart16550({
+      name: `com${i + 1}`,
+      irq: own,
+      transmit: i === 0 ? o.transmit : (byte) => o.transmitSerial?.(i + 1, byte),
+    });
+    o.bus.attach(base, UART_PORT_COUNT, uart);
+    return { uart, own, shared };
   });
-  o.bus.attach(L.COM1, UART_PORT_COUNT, com1);
+  for (const { own, shared } of serial) {
+    const line = isa(L.IRQ_COM[shared[0]]);
+    own.connect(() => line.set(shared.some((j) => serial[j].own.level)));
+  }
+  const com1 = serial[0].uart;
+  const reset = (reason: string) => o.reset ? o.reset(reason) : o.log(`reset ignored: ${reason}`);
+  const keyboard = new I8042({ irq1: isa(L.IRQ_KBD), onReset: reset, log: o.log });
+  o.bus.attach(L.KBD_DATA, 1, keyboard.data);
+  o.bus.attach(L.KBD_CONTROL, 1, keyboard.control);
+  const crtc = new VgaCrtc();
+  o.bus.attach(L.VGA_CRTC, 2, crtc.ports);
+  o.bus.attach(L.VGA_STATUS, 1, crtc.status);
+  o.bus.attach(L.ACPI_PM, ACPI_PM_PORT_COUNT, new AcpiPm({ clock: o.clock, log: o.log }));
   // Both IDE channels exist whether or not a disk is attached, as on QEMU's pc machine.
   for (
     const [n, base, control, irq] of [
@@ -212,6 +256,22 @@ export function buildPcBoard(o: PcBoardOptions): PcBoard {
     summary: "irq: 7 (master 8259, default) | 15 (slave 8259)",
     apply: (e) => `IRQ${e.irq ?? 7}: ${pic.spurious(Number(e.irq ?? 7))}`,
   });
-  const { nics } = buildPciPlatform({ bus: o.bus, isa, nics: o.nics ?? [], log: o.log });
-  return { interruptController, com1, mmio, injectIrq, nics };
+  // The PCI configuration ports 0xCF8-0xCFF hold the reset control register's byte at 0xCF9.
+  const { nics } = buildPciPlatform({
+    bus: o.bus,
+    isa,
+    nics: o.nics ?? [],
+    log: o.log,
+    resetControl: new ResetControl(reset),
+  });
+  return {
+    interruptController,
+    com1,
+    serial: serial.map((s) => s.uart),
+    keyboard,
+    crtc,
+    mmio,
+    injectIrq,
+    nics,
+  };
 }

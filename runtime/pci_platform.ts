@@ -8,6 +8,7 @@
  */
 import type { IoBus } from "./devices/io_bus.ts";
 import type { IrqLine } from "./devices/irq_line.ts";
+import type { PortDevice } from "./devices/port_device.ts";
 import { PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT, PciBus } from "./devices/pci_bus.ts";
 import { i440fxHostBridge } from "./devices/i440fx.ts";
 import { piix3Ide, Piix3IsaBridge, piix4Pm } from "./devices/piix3.ts";
@@ -45,6 +46,8 @@ export interface PciPlatformOptions {
   isa: (irq: number) => IrqLine;
   nics: NicOptions[];
   log: (message: string) => void;
+  /** The reset control register that shares the configuration ports (byte 0xCF9). */
+  resetControl?: PortDevice;
 }
 
 /**
@@ -53,7 +56,7 @@ export interface PciPlatformOptions {
  * @returns the PCI bus and the cards
  */
 export function buildPciPlatform(o: PciPlatformOptions): { pci: PciBus; nics: Ne2000[] } {
-  const pci = new PciBus();
+  const pci = new PciBus(o.resetControl);
   o.bus.attach(PCI_CONFIG_PORT, PCI_CONFIG_PORT_COUNT, pci);
   pci.register(PCI_LAYOUT.HOST_BRIDGE, i440fxHostBridge());
   const isaBridge = new Piix3IsaBridge(o.isa);

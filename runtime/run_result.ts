@@ -21,7 +21,9 @@ export type FailureKind =
   | "host-error"
   | "panic"
   | "console-flood"
-  | "stopped";
+  | "stopped"
+  /** The guest reset the machine (i8042 0xFE, 0xCF9): the run ends, as QEMU's -no-reboot. */
+  | "reset";
 
 /** A classified report of why a run ended without the guest choosing to exit. */
 export interface FailureReport {

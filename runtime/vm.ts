@@ -12,9 +12,11 @@ import type {
   KernelProtection,
   MachineConfig,
   MachineEvent,
+  SerialBackendSpec,
   ToMachine,
 } from "./machine_protocol.ts";
 import { consoleLimits } from "./console_watch.ts";
+import { Keyboard, TextScreen } from "./vm_devices.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { FaultPlan } from "./fault_plan.ts";
 import { prepareKernel } from "./kernel_image.ts";
@@ -91,6 +93,13 @@ export interface BootOptions {
    * ring3 only: QEMU has no such check, so a storm there runs to the guest-time limit.
    */
   exceptionStormLimit?: number;
+  /**
+   * Backends of COM2..COM4: `"console"` (the scenario, through {@link Vm.serial}), `{ pty: true }`
+   * (a host pty; its path is in {@link Vm.ptys} and the logs), `{ file: PATH }` (output only),
+   * `{ pipe: PATH }` (FIFOs PATH.in and PATH.out, as QEMU's `-serial pipe:`). Lines not named are
+   * present but unconnected. COM1 is always the console.
+   */
+  serial?: Partial<Record<"com2" | "com3" | "com4", SerialBackendSpec>>;
 }
 
 /** The run ended without the guest exiting by itself. */
@@ -147,15 +156,25 @@ export class SerialConsole {
   #text = "";
   #cursor = 0;
   #waiters: Waiter[] = [];
-  #nextDeadline = 1;
+  readonly #nextDeadlineId: () => number;
   #ended: Error | null = null;
   #listeners: ((text: string, guestNs: number) => void)[] = [];
 
-  /** @internal */
+  /**
+   * @internal
+   * @param send_ where requests to the machine go
+   * @param schedule_ puts events on the machine's timeline (for paced typing); null for a line
+   *   that cannot be typed on that way (COM2..COM4)
+   * @param nextDeadlineId allocates deadline ids unique across one machine's waiters
+   */
   constructor(
     private readonly send_: (m: ToMachine) => void,
-    private readonly schedule_: ScheduleEvent,
-  ) {}
+    private readonly schedule_: ScheduleEvent | null,
+    nextDeadlineId?: () => number,
+  ) {
+    let n = 1;
+    this.#nextDeadlineId = nextDeadlineId ?? (() => n++);
+  }
 
   /**
    * Calls `listener` with each chunk of output as it arrives, with the guest time it was flushed
@@ -187,7 +206,7 @@ export class SerialConsole {
     if (found) return Promise.resolve(found);
     if (this.#ended) return Promise.reject(this.#ended);
     return new Promise((resolve, reject) => {
-      const deadlineId = this.#nextDeadline++;
+      const deadlineId = this.#nextDeadlineId();
       this.#waiters.push({ pattern, timeout, deadlineId, resolve, reject });
       this.send_({ type: "deadline", id: deadlineId, afterNs: durationNs(timeout) });
     });
@@ -213,9 +232,13 @@ export class SerialConsole {
    * @returns resolves once the last character is in the UART
    */
   async type(text: string, options: TypeOptions = {}): Promise<void> {
+    const schedule = this.schedule_;
+    if (schedule === null) {
+      throw new RangeError("type() paces input on COM1 only; use send() on this line");
+    }
     const step = durationNs(options.interval ?? "10ms");
     const chars = [...text];
-    const all = chars.map((ch, i) => this.schedule_({ kind: "serial", text: ch }, i * step));
+    const all = chars.map((ch, i) => schedule({ kind: "serial", text: ch }, i * step));
     const last = await all[all.length - 1];
     if (last && last.outcome !== "applied") {
       throw new Error(`typing stopped: ${last.detail}`);
@@ -275,6 +298,14 @@ export class Vm {
   readonly logs: string[] = [];
   /** The backend: ring3 itself. */
   readonly backend = "ring3" as const;
+  /** The PS/2 keyboard. */
+  readonly keyboard: Keyboard;
+  /** The CGA/VGA text screen. */
+  readonly screen: TextScreen;
+  /** Slave paths of pty-backed serial lines, by line number (2..4). */
+  ptys: Record<number, string> = {};
+  readonly #lines = new Map<number, SerialConsole>();
+  #deadlineIds = 1;
   readonly #worker: Worker;
   readonly #mailbox = Mailbox.create<ToMachine>();
   readonly #result: Promise<RunResult>;
@@ -297,11 +328,30 @@ export class Vm {
       type: "module",
       name: `ring3 ${config.kernelPath}`,
     });
+    const nextId = () => this.#deadlineIds++;
     this.console = new SerialConsole(
       (m) => this.#post(m),
       (event, afterNs) => this.#schedule(event, afterNs, true),
+      nextId,
     );
     this.#diskIo = config.disks?.length ? startDiskIo() : null;
+    this.keyboard = new Keyboard((event) => this.inject(event));
+    this.screen = new TextScreen((m) => this.#post(m), nextId);
+    for (const n of [2, 3, 4]) {
+      if (config.serial?.[n as 2 | 3 | 4] !== "console") continue;
+      this.#lines.set(
+        n,
+        new SerialConsole(
+          (m) =>
+            this.#post(
+              m.type === "input" ? { type: "serial-input", line: n, bytes: m.bytes } : m,
+            ),
+          null,
+          nextId,
+        ),
+      );
+    }
+    const decoders = new Map<number, TextDecoder>();
     const decoder = new TextDecoder();
     let started: () => void;
     const startedP = new Promise<void>((r) => started = r);
@@ -311,13 +361,25 @@ export class Vm {
         switch (m.type) {
           case "started":
             this.#pid = m.pid;
+            this.ptys = m.ptys;
             started();
             break;
           case "console":
             this.console.output(decoder.decode(m.bytes, { stream: true }), m.guestNs);
             break;
+          case "serial": {
+            const d = decoders.get(m.line) ?? new TextDecoder();
+            decoders.set(m.line, d);
+            this.#lines.get(m.line)?.output(d.decode(m.bytes, { stream: true }), m.guestNs);
+            break;
+          }
+          case "screen":
+            this.screen.update(m.screen);
+            break;
           case "deadline":
             this.console.deadline(m.id);
+            this.screen.deadline(m.id);
+            for (const l of this.#lines.values()) l.deadline(m.id);
             break;
           case "event":
             this.#eventWaiters.get(m.id)?.resolve(m.applied);
@@ -346,11 +408,14 @@ export class Vm {
             started();
             this.#worker.terminate();
             this.#diskIo?.worker.terminate();
-            this.console.end(
-              m.result.outcome === "failure"
+            {
+              const end = m.result.outcome === "failure"
                 ? new GuestFailureError(m.result.failure)
-                : new Error(`the guest exited with status ${m.result.exitCode}`),
-            );
+                : new Error(`the guest exited with status ${m.result.exitCode}`);
+              this.console.end(end);
+              this.screen.end(end);
+              for (const l of this.#lines.values()) l.end(end);
+            }
             resolve(m.result);
             break;
         }
@@ -368,6 +433,8 @@ export class Vm {
           guestNs: 0,
         };
         this.console.end(new GuestFailureError(failure));
+        this.screen.end(new GuestFailureError(failure));
+        for (const l of this.#lines.values()) l.end(new GuestFailureError(failure));
         started();
         resolve({
           outcome: "failure",
@@ -439,6 +506,7 @@ export class Vm {
       cpu: options.cpu,
       reportLines: 10,
       disks: await resolveDisks(options.disks ?? []),
+      serial: serialConfig(options.serial),
     }, links);
     self = vm;
     for (const f of pending) vm.#post({ type: "frame", ...f });
@@ -449,6 +517,25 @@ export class Vm {
       if (r.outcome === "failure") throw new GuestFailureError(r.failure);
     }
     return vm;
+  }
+
+  /**
+   * A serial line as a scenario sees it: 1 is {@link Vm.console}; 2..4 need
+   * `serial: { comN: "console" }` at boot.
+   *
+   * @param line 1..4
+   * @returns its console
+   * @throws {RangeError} for a line not backed by the scenario
+   */
+  serial(line: number): SerialConsole {
+    if (line === 1) return this.console;
+    const l = this.#lines.get(line);
+    if (!l) {
+      throw new RangeError(
+        `COM${line} is not connected to the scenario: boot with serial: { com${line}: "console" }`,
+      );
+    }
+    return l;
   }
 
   /** The guest host process's pid (0 if it never started). */
@@ -560,4 +647,17 @@ export class Vm {
       clearTimeout(guard);
     }
   }
+}
+
+function serialConfig(o: BootOptions["serial"]): MachineConfig["serial"] {
+  if (o === undefined) return undefined;
+  const r: NonNullable<MachineConfig["serial"]> = {};
+  for (const [name, spec] of Object.entries(o)) {
+    const m = /^com([234])$/.exec(name);
+    if (!m) {
+      throw new RangeError(`serial lines are com2..com4 (COM1 is the console), not "${name}"`);
+    }
+    if (spec !== undefined) r[Number(m[1]) as 2 | 3 | 4] = spec;
+  }
+  return r;
 }

@@ -1,15 +1,17 @@
 /**
  * `deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] [--rewrite fast|trap]
- * [--no-rewrite] [--disk FILE]... [--disk-write-through]`: boots a
+ * [--no-rewrite] [--disk FILE]... [--disk-write-through] [--serial comN=pty|file:PATH|pipe:PATH]...`:
+ * boots a
  * kernel with its console on this terminal, as QEMU's -nographic does (seed 002: the main
  * console is whatever terminal the kernel was invoked in). Keys go to the guest's COM1 in raw
  * mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends a Ctrl-A. Without a terminal, standard input is
- * forwarded as it comes. The exit status is the guest's debug-exit status, or 1 for a failure.
+ * forwarded as it comes. `--serial com2=pty` backs COM2 with a host pty and prints its path,
+ * for `screen /dev/pts/N` or `minicom -p /dev/pts/N` from another terminal. The exit status is the guest's debug-exit status, or 1 for a failure.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatFailure, Vm } from "../mod.ts";
+import { formatFailure, type SerialBackendSpec, Vm } from "../mod.ts";
 
 const { positionals, values } = parseArgs({
   args: Deno.args,
@@ -22,6 +24,7 @@ const { positionals, values } = parseArgs({
     "no-rewrite": { type: "boolean" },
     disk: { type: "string", multiple: true },
     "disk-write-through": { type: "boolean" },
+    serial: { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -31,13 +34,28 @@ if (values.help || positionals.length !== 1 || (form !== "fast" && form !== "tra
     "usage: deno task boot KERNEL [--memory 64M] [--cmdline S] [--timeout 1h] " +
       "[--rewrite fast|trap] [--no-rewrite]\n" +
       "                  [--disk FILE]... [--disk-write-through]\n" +
+      "                  [--serial comN=pty|file:PATH|pipe:PATH]... (N = 2..4)\n" +
       "  Each --disk is the next ATA position (primary master first); writes go to an overlay\n" +
       "  that is dropped at the end unless --disk-write-through.\n" +
       "  Ctrl-A x quits; Ctrl-A Ctrl-A sends Ctrl-A.",
   );
   Deno.exit(values.help ? 0 : 2);
 }
+const serial: Partial<Record<"com2" | "com3" | "com4", SerialBackendSpec>> = {};
+for (const s of values.serial ?? []) {
+  const m = /^(com[234])=(pty|file:(.+)|pipe:(.+))$/.exec(s);
+  if (!m) {
+    console.error(`boot: --serial ${s}: expected com2..com4=pty, =file:PATH or =pipe:PATH`);
+    Deno.exit(2);
+  }
+  serial[m[1] as "com2"] = m[2] === "pty"
+    ? { pty: true }
+    : m[3] !== undefined
+    ? { file: m[3] }
+    : { pipe: m[4] };
+}
 const vm = await Vm.start({
+  serial,
   kernel: positionals[0],
   memory: values.memory,
   cmdline: values.cmdline,
@@ -54,6 +72,9 @@ const vm = await Vm.start({
 });
 
 const out = new TextEncoder();
+for (const [line, path] of Object.entries(vm.ptys)) {
+  Deno.stderr.writeSync(out.encode(`[ring3: COM${line} is on ${path}]\r\n`));
+}
 vm.console.onOutput((text) => Deno.stdout.writeSync(out.encode(text)));
 const tty = Deno.stdin.isTerminal();
 if (tty) {

@@ -52,6 +52,12 @@ export class PciBus implements PortDevice {
   readonly #functions = new Map<number, PciFunction>();
 
   /**
+   * @param cf9 the device behind byte accesses to 0xCF9, inside the configuration ports: the
+   *   PIIX reset control register on a PC (a dword at 0xCF8 is still the address register)
+   */
+  constructor(private readonly cf9?: PortDevice) {}
+
+  /**
    * Puts a function at a device/function number of bus 0.
    *
    * @throws {RangeError} for a taken or impossible address
@@ -77,6 +83,7 @@ export class PciBus implements PortDevice {
   }
 
   read(offset: number, size: AccessSize): number {
+    if (offset === 1 && size === 1 && this.cf9) return this.cf9.read(0, 1);
     if (offset < 4) {
       // CONFIG_ADDRESS reads back whole; narrower reads see its bytes.
       return (this.#address >>> (8 * offset)) & (size === 4 ? 0xffffffff : (1 << (8 * size)) - 1);
@@ -88,9 +95,10 @@ export class PciBus implements PortDevice {
   }
 
   write(offset: number, value: number, size: AccessSize): void {
+    if (offset === 1 && size === 1 && this.cf9) return this.cf9.write(0, value, 1);
     if (offset < 4) {
-      // Only a dword write at 0xCF8 is a configuration address (byte writes to 0xCF9 are the
-      // PIIX reset control register on real boards, not modelled here).
+      // Only a dword write at 0xCF8 is a configuration address (a byte at 0xCF9 is the reset
+      // control register, when the board gave one).
       if (offset === 0 && size === 4) this.#address = (value & 0x80fffffc) >>> 0;
       return;
     }

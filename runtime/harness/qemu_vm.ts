@@ -53,6 +53,8 @@ import { resolveDisks } from "../disk/disk_options.ts";
 import { driveArgs, prepareQemuDrives, type QemuDrive } from "./qemu_disks.ts";
 import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import type { ScenarioVm } from "./scenario_vm.ts";
+import { Keyboard, TextScreen } from "../vm_devices.ts";
+import { qemuKeystrokes, qemuSerialArgs, screenFromText } from "./qemu_devices.ts";
 
 /** Host ms between guest-clock samples while an expectation waits. */
 export const POLL_MS = 20;
@@ -66,6 +68,8 @@ const PM_TIMER_HZ = 3579545;
 const PM_TIMER_PORT = 0x608;
 const PM_TIMER_PERIOD = 2 ** 24;
 const REPORT_LINES = 10;
+/** Clock samples between screen reads while no screen expectation waits. */
+const SCREEN_EVERY = 5;
 
 /** QEMU system emulator flavour. */
 export type QemuArch = "i386" | "x86_64";
@@ -110,6 +114,8 @@ export interface QemuArgsOptions {
   nicArgs?: string[];
   /** IDE drives (see qemu_disks.ts). */
   drives?: QemuDrive[];
+  /** COM2..COM4 backends (see qemu_devices.ts). */
+  serial?: BootOptions["serial"];
 }
 
 /**
@@ -128,7 +134,7 @@ export function qemuArgs(o: QemuArgsOptions): string[] {
     // clock, and an idle guest that warped ahead would time out before its peer answered.
     ...["-accel", "tcg", "-icount", `shift=0,sleep=${o.nicArgs?.length ? "on" : "off"}`],
     ...["-rtc", `base=${epoch},clock=vm`],
-    ...["-display", "none", "-monitor", "none", "-serial", "stdio"],
+    ...["-display", "none", "-monitor", "none", "-serial", "stdio", ...qemuSerialArgs(o.serial)],
     ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-no-shutdown"],
     ...["-qmp", `unix:${o.qmpSocket},server=on,wait=off`, "-d", "cpu_reset", "-D", o.logFile],
     // No network unless a scenario names one (QEMU would otherwise add a user-mode NIC).
@@ -261,6 +267,16 @@ export interface QemuBootOptions extends BootOptions {
 export class QemuVm implements ScenarioVm {
   /** COM1, the console (the same class as ring3's, so expectations behave the same). */
   readonly console: SerialConsole;
+  /** The PS/2 keyboard, through QMP input-send-event. */
+  readonly keyboard: Keyboard;
+  /** The text screen: QMP pmemsave and the CRTC over HMP, at each clock sample. */
+  readonly screen: TextScreen;
+  /** Slave paths of pty-backed serial lines, from QEMU's "char device redirected" notes. */
+  readonly ptys: Record<number, string> = {};
+  #deadlineIds = 1;
+  #samples = 0;
+  /** Serializes the clock sample (stop … cont) and key events: QEMU drops input while stopped. */
+  #paused: Promise<unknown> = Promise.resolve();
   /** QEMU's own messages (stderr, warnings) and notes of this backend. */
   readonly logs: string[] = [];
   /** The backend: QEMU. */
@@ -308,10 +324,14 @@ export class QemuVm implements ScenarioVm {
     this.#runLimitNs = runLimitNs;
     this.#consoleWatch = watch;
     this.#stdin = child.stdin.getWriter();
+    const nextId = () => this.#deadlineIds++;
     this.console = new SerialConsole(
       (m) => this.#fromConsole(m),
       (event, afterNs) => this.#schedule(event, null, afterNs),
+      nextId,
     );
+    this.keyboard = new Keyboard((e) => this.#keyboardEvent(e));
+    this.screen = new TextScreen((m) => this.#fromConsole(m), nextId);
     live.add(child);
     if (!unloadHooked) {
       unloadHooked = true;
@@ -347,11 +367,11 @@ export class QemuVm implements ScenarioVm {
       }
       this.#timeline = [];
       const r = this.#classify(status, log);
-      this.console.end(
-        r.outcome === "failure"
-          ? new GuestFailureError(r.failure)
-          : new Error(`the guest exited with status ${r.exitCode}`),
-      );
+      const end = r.outcome === "failure"
+        ? new GuestFailureError(r.failure)
+        : new Error(`the guest exited with status ${r.exitCode}`);
+      this.console.end(end);
+      this.screen.end(end);
       return r;
     });
   }
@@ -397,6 +417,7 @@ export class QemuVm implements ScenarioVm {
       logFile: `${dir}/qemu.log`,
       nicArgs: (await Promise.all((options.nics ?? []).map((n) => n.network.qemuArgs(n.mac))))
         .flat(),
+      serial: options.serial,
     });
     let child: Deno.ChildProcess;
     try {
@@ -431,6 +452,20 @@ export class QemuVm implements ScenarioVm {
       const r = await vm.#result;
       if (r.outcome === "failure") throw new GuestFailureError(r.failure);
       return vm;
+    }
+    if (
+      options.serial &&
+      Object.values(options.serial).some((b) =>
+        b !== undefined && typeof b === "object" && "pty" in b
+      )
+    ) {
+      // QEMU names each pty on stdout (#pumpStdout takes the notes out of COM1's transcript).
+      const want = Object.values(options.serial).filter((b) =>
+        typeof b === "object" && "pty" in b
+      ).length;
+      for (let i = 0; i < 100 && Object.keys(vm.ptys).length < want; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
     vm.#clockLoop();
     return vm;
@@ -576,6 +611,64 @@ export class QemuVm implements ScenarioVm {
     this.#kill();
   }
 
+  // --- devices ----------------------------------------------------------------------------------
+
+  /**
+   * A serial line: 1 is {@link QemuVm.console}; QEMU backs the others with ptys, files or pipes
+   * only (see qemu_devices.ts), not with the scenario.
+   *
+   * @param line 1..4
+   * @returns the console of line 1
+   * @throws {RangeError} for another line
+   */
+  serial(line: number): SerialConsole {
+    if (line === 1) return this.console;
+    throw new RangeError(
+      `COM${line} cannot be the scenario's console on the QEMU backend: use { pty: true }`,
+    );
+  }
+
+  #keyboardEvent(e: MachineEvent): void {
+    const strokes = qemuKeystrokes(e);
+    const holdMs = typeof e.intervalNs === "number" ? Math.max(1, e.intervalNs / 1e6) : 10;
+    const qmp = this.#qmp;
+    if (this.#ended || !qmp) return;
+    // Between clock samples: QEMU drops input events while the machine is stopped.
+    const send = this.#paused.then(async () => {
+      for (const keys of strokes) {
+        await qmp.execute("send-key", {
+          keys: keys.map((n) => ({ type: "number", data: n })),
+          "hold-time": holdMs,
+        }).catch((err) => this.logs.push(`keyboard: ${(err as Error).message}`));
+      }
+    });
+    this.#paused = send;
+  }
+
+  /** Reads the text screen (machine paused by the caller). */
+  async #readScreen(): Promise<void> {
+    const q = this.#qmp!;
+    const inb = async (port: number) =>
+      parseInt(/=\s*0x([0-9a-f]+)/.exec(await q.hmp(`i /b 0x${port.toString(16)}`))?.[1] ?? "", 16);
+    // The CRTC's registers sit behind its index port: save the index, read, put it back. The
+    // machine is stopped, so the guest never sees the index change.
+    const index = await inb(0x3d4);
+    const reg = async (i: number) => {
+      await q.hmp(`o /b 0x3d4 0x${i.toString(16)}`);
+      return await inb(0x3d5);
+    };
+    const crtc = {
+      start: ((await reg(0x0c)) << 8) | await reg(0x0d),
+      location: ((await reg(0x0e)) << 8) | await reg(0x0f),
+      shape: [await reg(0x0a), await reg(0x0b)],
+    };
+    if (Number.isFinite(index)) await q.hmp(`o /b 0x3d4 0x${index.toString(16)}`);
+    const file = `${this.#dir}/screen.bin`;
+    const start = Number.isFinite(crtc.start) ? crtc.start : 0;
+    await q.execute("pmemsave", { val: 0xb8000 + 2 * start, size: 4000, filename: file });
+    this.screen.update(screenFromText(await Deno.readFile(file), start, crtc));
+  }
+
   // --- console ---------------------------------------------------------------------------------
 
   #fromConsole(m: ToMachine): void {
@@ -603,9 +696,15 @@ export class QemuVm implements ScenarioVm {
   async #pumpStdout(): Promise<void> {
     const decoder = new TextDecoder();
     for await (const chunk of this.#child.stdout) {
-      const text = decoder.decode(chunk, { stream: true });
-      this.console.output(text, this.#guestNs);
-      const verdict = this.#consoleWatch.count(chunk.length, this.#guestNs) ??
+      const text = decoder.decode(chunk, { stream: true }).replace(
+        /char device redirected to (\S+) \(label serial(\d)\)\r?\n/g,
+        (_, path: string, n: string) => {
+          this.ptys[Number(n) + 1] = path;
+          return "";
+        },
+      );
+      if (text) this.console.output(text, this.#guestNs);
+      const verdict = this.#consoleWatch.count(text.length, this.#guestNs) ??
         this.#consoleWatch.scan(text);
       if (verdict) this.#finish({ kind: verdict.kind, message: verdict.message });
     }
@@ -651,7 +750,13 @@ export class QemuVm implements ScenarioVm {
   }
 
   /** Samples the guest clock with the machine paused: instruction count, RTC, PM timer. */
-  async #sample(): Promise<{ icount: number; virtualNs: number } | null> {
+  #sample(): Promise<{ icount: number; virtualNs: number } | null> {
+    const run = this.#paused.then(() => this.#samplePaused());
+    this.#paused = run.catch(() => {});
+    return run;
+  }
+
+  async #samplePaused(): Promise<{ icount: number; virtualNs: number } | null> {
     const q = this.#qmp!;
     await q.execute("stop");
     try {
@@ -678,6 +783,11 @@ export class QemuVm implements ScenarioVm {
         // Virtual time is the instruction count plus idle jumps, never less; a reading that
         // disagrees (a guest that reprogrammed its RTC or PM block) falls back to the bound.
         if (t >= icount - 1000 && Math.abs(t - (rtcSeconds + 0.5) * 1e9) <= 0.6e9) virtualNs = t;
+      }
+      // Seven HMP round trips and a dump: every sample while a screen expectation waits, else
+      // every SCREEN_EVERY samples, which keeps vm.screen and the artifact fresh enough.
+      if (this.screen.waiting || this.#samples++ % SCREEN_EVERY === 0) {
+        await this.#readScreen().catch(() => {/* QEMU is going away */});
       }
       return { icount, virtualNs };
     } finally {
@@ -723,7 +833,10 @@ export class QemuVm implements ScenarioVm {
     const due = this.#deadlines.filter((d) => d.at !== null && d.at <= this.#guestNs);
     if (due.length) {
       this.#deadlines = this.#deadlines.filter((d) => !due.includes(d));
-      for (const d of due) this.console.deadline(d.id);
+      for (const d of due) {
+        this.console.deadline(d.id);
+        this.screen.deadline(d.id);
+      }
     }
     if (this.#guestNs >= this.#limitAt()) {
       const regs = parseQemuRegisters(await this.#qmp!.hmp("info registers").catch(() => ""));
@@ -843,7 +956,7 @@ export class QemuVm implements ScenarioVm {
           c?.regs,
         )
         : fail(
-          "guest-died",
+          "reset",
           "the guest reset the machine (QEMU SHUTDOWN, reason guest-reset; -no-reboot)",
           c.regs,
         );

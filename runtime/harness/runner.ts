@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { type ScreenSnapshot, screenText } from "../screen/text_screen.ts";
+import { screenPng } from "../screen/render.ts";
 import { parseArgs } from "node:util";
 import { DEFAULT_SEED, runScenario, type Scenario, type ScenarioOutcome } from "./scenario.ts";
 import {
@@ -264,12 +266,18 @@ export function transcriptFileName(index: number, kernel: string): string {
 /**
  * Writes a scenario's artifacts into its folder (the runner adds `run.json`, the whole
  * {@link RunReport}, to the run's folder): each machine's transcript
- * (`<n>-<kernel>.log`) and RunResult (`<n>-result.json`), and the report (`report.json`).
+ * (`<n>-<kernel>.log`), RunResult (`<n>-result.json`) and final text screen (`<n>-screen.txt`,
+ * `<n>-screen.png`), and the report (`report.json`).
  *
  * @param dir the scenario's folder (created)
  * @param report the scenario's report
+ * @param screens each machine's final text screen, in report order (none for machines without)
  */
-export async function writeArtifacts(dir: string, report: ScenarioReport): Promise<void> {
+export async function writeArtifacts(
+  dir: string,
+  report: ScenarioReport,
+  screens: (ScreenSnapshot | undefined)[] = [],
+): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   for (const m of report.machines) {
     await Deno.writeTextFile(`${dir}/${transcriptFileName(m.index, m.kernel)}`, m.transcript);
@@ -277,6 +285,11 @@ export async function writeArtifacts(dir: string, report: ScenarioReport): Promi
       `${dir}/${m.index}-result.json`,
       JSON.stringify(m.result, null, 2) + "\n",
     );
+    const screen = screens[m.index - 1];
+    if (screen) {
+      await Deno.writeTextFile(`${dir}/${m.index}-screen.txt`, screenText(screen) + "\n");
+      await Deno.writeFile(`${dir}/${m.index}-screen.png`, screenPng(screen));
+    }
   }
   await Deno.writeTextFile(`${dir}/report.json`, scenarioJson(report));
 }
@@ -321,7 +334,9 @@ export async function runScenarios(ids: string[], options: RunOptions): Promise<
         runId: options.runId,
         artifactsDir,
       });
-      if (artifactsDir !== undefined) await writeArtifacts(artifactsDir, report);
+      if (artifactsDir !== undefined) {
+        await writeArtifacts(artifactsDir, report, outcome.machines.map((m) => m.screen));
+      }
       reports[index] = report;
       options.onReport?.(index, report);
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { RunResult } from "../run_result.ts";
+import type { ScreenSnapshot } from "../screen/text_screen.ts";
 import {
   type Backend,
   bootScenarioVm,
@@ -95,6 +96,8 @@ export interface MachineRecord {
   logs?: string[];
   /** The backend that ran it. */
   backend?: Backend;
+  /** The text screen at the end (written as `<n>-screen.txt` and `.png` artifacts). */
+  screen?: ScreenSnapshot;
 }
 
 /** The outcome of running a scenario. */
@@ -148,6 +151,8 @@ export async function runScenario(
       result,
       logs: [...vm.logs],
       backend,
+      // A screen nothing was ever written to is left out of the artifacts.
+      screen: vm.screen.text().trim() !== "" ? vm.screen.snapshot! : undefined,
     });
   }
   return {

@@ -9,6 +9,7 @@ import type { Duration } from "../duration.ts";
 import type { AppliedEvent, MachineEvent } from "../machine_protocol.ts";
 import { Vm } from "../vm.ts";
 import type { RunResult } from "../run_result.ts";
+import type { Keyboard, TextScreen } from "../vm_devices.ts";
 import { QemuVm } from "./qemu_vm.ts";
 
 /** Which machine runs a scenario's kernels. */
@@ -56,6 +57,18 @@ export interface ScenarioVm {
   readonly console: ScenarioConsole;
   /** Diagnostics from the machine or the emulator. */
   readonly logs: string[];
+  /** The PS/2 keyboard: `type()` and `press()`. */
+  readonly keyboard: Keyboard;
+  /** The CGA/VGA text screen: `text()`, `expect()`, `save()`. */
+  readonly screen: TextScreen;
+  /** Slave paths of pty-backed serial lines, by line number (2..4). */
+  readonly ptys: Record<number, string>;
+  /**
+   * A serial line: 1 is the console; others as the backend offers them.
+   *
+   * @param line 1..4
+   */
+  serial(line: number): ScenarioConsole;
   /** The host process that runs the guest (0 if it never started). */
   readonly pid: number;
   /** Which backend runs it. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { screenText } from "../../screen/text_screen.ts";
 import type { FailureReport, RunResult } from "../../run_result.ts";
 import type { ScenarioOutcome } from "../scenario.ts";
 
@@ -75,6 +76,8 @@ export interface MachineReport {
   logs: string[];
   /** The backend that ran it ("ring3" or "qemu"). */
   backend?: string;
+  /** The text screen at the end, when the machine reported one. */
+  screen?: string;
 }
 
 /** One scenario's report: what the JSON reporter prints and `report.json` holds. */
@@ -145,6 +148,7 @@ export function toScenarioReport(
     transcript: m.transcript,
     logs: m.logs ?? [],
     ...(m.backend ? { backend: m.backend } : {}),
+    ...(m.screen ? { screen: screenText(m.screen) } : {}),
   }));
   const report: ScenarioReport = {
     id,
