@@ -35,4 +35,6 @@ export default scenario(
     assert.equal(requests, 1 + 3 + 2, "the switch saw every request, the lost ones too");
     assert.equal(icmp.length - requests, 1 + 2 + 1, "replies only to what arrived intact");
   },
+  // Frame drops are ring3-only: on QEMU the scenario says it skipped, so transcripts differ.
+  { compareTranscripts: false },
 );

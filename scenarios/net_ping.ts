@@ -42,4 +42,6 @@ export default scenario(
       Deno.removeSync(dir, { recursive: true });
     }
   },
+  // Round-trip times are guest time on each backend's own clock: the transcripts differ there.
+  { compareTranscripts: false },
 );
