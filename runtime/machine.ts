@@ -826,11 +826,11 @@ export class Machine {
         this.#userSpace?.flushPage(this.#pendingFlush);
       }
     }
-    // The check reads a 32-bit page directory; PAE and long-mode tables are not checked yet.
-    if (this.#stub !== null && paging && flushed && (this.state.cr4 & CR4_PAE) === 0) {
+    if (this.#stub !== null && paging && flushed) {
       const conflict = this.#stub.pageTableConflict(
         (a) => this.#physical.read32(a),
         this.state.cr3,
+        pagingControlsOf(this.state).mode,
       );
       if (conflict !== undefined) this.#fail("unsupported-mode", conflict);
     }

@@ -13,6 +13,7 @@ import { MMAP, SYSCALL } from "./host/layouts.ts";
 import type { PtraceProcess } from "./tracer/ptrace_process.ts";
 import { STUB_WINDOW, VCPU_PAGE, VcpuPage } from "./cpu/vcpu_page.ts";
 import type { LinearMemory } from "./cpu/interfaces.ts";
+import type { PagingMode } from "./memory/translate.ts";
 
 /** The descriptor number of the stub memfd inside the guest's kernel-mode process. */
 export const GUEST_STUB_FD = 4;
@@ -172,34 +173,85 @@ export class StubArea {
   }
 
   /**
-   * Checks that the guest's page directory does not map the window (32-bit paging: the window
-   * is exactly PDE 1023), since the kernel process would then reach our page instead of the
-   * guest's memory.
+   * Checks that the guest's page tables do not map the window, since the kernel process would
+   * then reach our page instead of the guest's memory. The window is one PDE in 32-bit paging
+   * (index 1023) and two 2 MiB PDEs in PAE and 4-level paging (PDPTE 3, PDEs 510 and 511, under
+   * PML4E 0), so this is a handful of reads at each CR3 load or invlpg.
    *
-   * @param readPhys32 reads guest physical memory
+   * @param readPhys32 reads guest physical memory (throws outside RAM)
    * @param cr3 the guest's CR3
+   * @param mode the guest's paging mode
    * @returns why the guest cannot run with the fast form, or undefined
    */
-  pageTableConflict(readPhys32: (addr: number) => number, cr3: number): string | undefined {
-    const pde = (cr3 & ~0xfff) + (this.config.base >>> 22) * 4;
-    let v: number;
-    try {
-      v = readPhys32(pde);
-    } catch {
-      return undefined; // CR3 outside RAM: the walk reports that when it is used.
-    }
-    if ((v & 1) === 0) return undefined;
-    return `the guest's page directory (CR3 0x${cr3.toString(16)}) maps 0x${
-      this.config.base.toString(16)
-    }-0xffffffff, the window ring3 reserves for fast-form trampolines (PDE ${
-      this.config.base >>> 22
-    } = 0x${(v >>> 0).toString(16)}); boot this kernel with rewrite: "trap"`;
+  pageTableConflict(
+    readPhys32: (addr: number) => number,
+    cr3: number,
+    mode: PagingMode = "32-bit",
+  ): string | undefined {
+    const base = this.config.base;
+    const found = windowEntry(readPhys32, cr3, mode, base);
+    if (found === undefined) return undefined;
+    return `the guest's page tables (${mode}, CR3 0x${(cr3 >>> 0).toString(16)}) map 0x${
+      base.toString(16)
+    }-0xffffffff, the window ring3 reserves for fast-form trampolines (${found}); boot this kernel with rewrite: "trap"`;
   }
 
   /** Unmaps and closes the memfd here (the guest process's mappings die with it). */
   close(): void {
     this.#mem.close();
   }
+}
+
+/** The present paging-structure entry that maps part of the window, named, or undefined. */
+function windowEntry(
+  read32: (addr: number) => number,
+  cr3: number,
+  mode: PagingMode,
+  base: number,
+): string | undefined {
+  // An entry whose table lies outside RAM is left to the walk that uses it, which reports it.
+  const read = (addr: number): number | undefined => {
+    try {
+      return read32(addr) >>> 0;
+    } catch {
+      return undefined;
+    }
+  };
+  const hex = (v: number) => `0x${v.toString(16)}`;
+  const table = (entry: number) => (entry & ~0xfff) >>> 0;
+  const PRESENT = 1;
+  const LARGE = 0x80;
+  if (mode === "32-bit") {
+    const index = base >>> 22;
+    const pde = read(table(cr3) + index * 4);
+    return pde !== undefined && (pde & PRESENT) ? `PDE ${index} = ${hex(pde)}` : undefined;
+  }
+  // Entries are 64-bit. Guest RAM lies below 4 GiB, so a table address with any of bits 32-51
+  // set is not RAM (bit 63 is NX, bits 52-62 are the guest's own).
+  const aboveRam = (entry: number) => ((read(entry + 4) ?? 0) & 0xfffff) !== 0;
+  let pdpt: number;
+  let path = "";
+  if (mode === "4-level") {
+    const pml4 = table(cr3);
+    const pml4e = read(pml4);
+    if (pml4e === undefined || (pml4e & PRESENT) === 0 || aboveRam(pml4)) return undefined;
+    pdpt = table(pml4e);
+    path = `PML4E 0 = ${hex(pml4e)}, `;
+  } else {
+    pdpt = (cr3 & ~0x1f) >>> 0;
+  }
+  const pdptIndex = Math.floor(base / 2 ** 30);
+  const pdpte = read(pdpt + pdptIndex * 8);
+  if (pdpte === undefined || (pdpte & PRESENT) === 0) return undefined;
+  path += `PDPTE ${pdptIndex} = ${hex(pdpte)}`;
+  if (mode === "4-level" && (pdpte & LARGE)) return path;
+  if (aboveRam(pdpt + pdptIndex * 8)) return undefined;
+  const pd = table(pdpte);
+  for (let i = (base >>> 21) & 0x1ff; i < 512; i++) {
+    const pde = read(pd + i * 8);
+    if (pde !== undefined && (pde & PRESENT)) return `${path}, PDE ${i} = ${hex(pde)}`;
+  }
+  return undefined;
 }
 
 function roundPage(n: number): number {

@@ -72,6 +72,37 @@ Deno.test({
       assert.equal(area.pageTableConflict(read, 0x1000), undefined);
       pd.set(0x1000 + 1023 * 4, 0x5003);
       assert.match(area.pageTableConflict(read, 0x1000)!, /PDE 1023 = 0x5003/);
+      // PAE: PDPTE 3 -> PD at 0x8000; the window is PDEs 510 and 511.
+      const pae = new Map<number, number>([[0x2000 + 3 * 8, 0x8001]]);
+      const readPae = (a: number) => pae.get(a) ?? 0;
+      assert.equal(area.pageTableConflict(readPae, 0x2000, "pae"), undefined);
+      pae.set(0x8000 + 511 * 8, 0x1000083); // a 2 MiB page
+      assert.match(
+        area.pageTableConflict(readPae, 0x2000, "pae")!,
+        /pae, CR3 0x2000.*PDPTE 3 = 0x8001, PDE 511 = 0x1000083/,
+      );
+      pae.set(0x8000 + 511 * 8 + 4, 0x80000000); // NX only: still RAM, still a conflict
+      assert.match(area.pageTableConflict(readPae, 0x2000, "pae")!, /PDE 511/);
+      pae.set(0x2000 + 3 * 8 + 4, 0x1); // PD above 4 GiB: left to the walk
+      assert.equal(area.pageTableConflict(readPae, 0x2000, "pae"), undefined);
+      // 4-level: PML4E 0 -> PDPT at 0x3000; a 1 GiB page at PDPTE 3 covers the window.
+      const long = new Map<number, number>([[0x1000, 0x3007]]);
+      const readLong = (a: number) => long.get(a) ?? 0;
+      assert.equal(area.pageTableConflict(readLong, 0x1000, "4-level"), undefined);
+      long.set(0x3000 + 3 * 8, 0xc0000083);
+      assert.match(
+        area.pageTableConflict(readLong, 0x1000, "4-level")!,
+        /PML4E 0 = 0x3007, PDPTE 3 = 0xc0000083\)/,
+      );
+      long.set(0x3000 + 3 * 8, 0x9003);
+      long.set(0x9000 + 510 * 8, 0xa003);
+      assert.match(area.pageTableConflict(readLong, 0x1000, "4-level")!, /PDE 510 = 0xa003/);
+      // Tables outside RAM are left to the walk.
+      const outside = (a: number) => {
+        if (a >= 0x9000) throw new RangeError("outside RAM");
+        return readLong(a);
+      };
+      assert.equal(area.pageTableConflict(outside, 0x1000, "4-level"), undefined);
       assert.equal(area.inStiShadow(from - 1), false);
       assert.equal(area.inStiShadow(from), true);
       assert.equal(area.inStiShadow(from + 7), true);

@@ -24,7 +24,7 @@ export default scenario(
       return r;
     };
 
-    // A console flood: more than 16 KiB within 1 s of guest time (the default is 96 KiB in 2 s).
+    // A console flood: more than 16 KiB within 1 s of guest time (the default is 128 KiB in 8 s).
     const flood = await end({
       kernel: SPIN,
       cmdline: "mode=flood",

@@ -8,8 +8,9 @@
  *
  * The window is a guest-linear range inside the 32-bit space (the guest kernel runs in compat
  * mode, so its code reaches only the low 4 GiB), above the IOAPIC (0xFEC00000) and the local
- * APIC (0xFEE00000), and exactly one 32-bit page-directory entry (index 1023), so checking that
- * the guest does not map it is one PDE read. Its first page is the vCPU page (read-write), the
+ * APIC (0xFEE00000), and exactly one 32-bit page-directory entry (index 1023; PDEs 510-511 under
+ * PDPTE 3 with PAE or 4-level paging), so checking that the guest does not map it takes a few
+ * reads. Its first page is the vCPU page (read-write), the
  * trampolines follow (read-execute). It is mapped only in the kernel-mode host process: guest
  * user mode runs in a second process and never runs kernel code.
  *
