@@ -1210,36 +1210,32 @@ export class Emulator {
 
   #effectiveAddress(d: DecodedInstruction): number {
     if (d.bitness === 64) return this.#effectiveAddress64(d);
-    let ea = d.memDisplacement;
-    if (d.memBase !== 0) {
-      const b = registerInfo(d.memBase);
-      if (b.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
-      ea += this.#readReg(b);
-    }
-    if (d.memIndex !== 0) {
-      const x = registerInfo(d.memIndex);
-      if (x.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
-      ea += this.#readReg(x) * d.memScale;
-    }
+    const ea = d.memDisplacement + this.#baseAndIndex(d, true);
     const base = registerInfo(d.memBase);
     if (base.kind === "gpr" && base.size === 2) return ea & 0xffff;
     return ea >>> 0;
   }
 
-  /** A 64-bit mode effective address; only the low canonical half is addressable here. */
-  #effectiveAddress64(d: DecodedInstruction): number {
-    const rip = d.memBase === iced.Register.RIP;
-    let ea = d.memDisplacement64;
-    if (d.memBase !== 0 && !rip) {
+  /** The base register (unless RIP-relative) plus the scaled index of a memory operand. */
+  #baseAndIndex(d: DecodedInstruction, withBase: boolean): number {
+    let sum = 0;
+    if (d.memBase !== 0 && withBase) {
       const b = registerInfo(d.memBase);
       if (b.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
-      ea += this.#readReg(b);
+      sum += this.#readReg(b);
     }
     if (d.memIndex !== 0) {
       const x = registerInfo(d.memIndex);
       if (x.kind !== "gpr") this.#unsupported(d, "unsupported addressing mode");
-      ea += this.#readReg(x) * d.memScale;
+      sum += this.#readReg(x) * d.memScale;
     }
+    return sum;
+  }
+
+  /** A 64-bit mode effective address; only the low canonical half is addressable here. */
+  #effectiveAddress64(d: DecodedInstruction): number {
+    const rip = d.memBase === iced.Register.RIP;
+    const ea = d.memDisplacement64 + this.#baseAndIndex(d, !rip);
     const base = registerInfo(d.memBase);
     if (base.kind === "gpr" && base.size === 4) return ea >>> 0; // an addr32 prefix
     if (!isLowHalf(ea)) {
@@ -1312,26 +1308,17 @@ export class Emulator {
     const mask = addr16 ? 0xffff : 0xffffffff;
     const ptrReg = isOut ? 6 : 7; // esi : edi
     const step = (regs.eflags & (1 << 10)) ? -size : size;
-    const port = regs.gpr(2) & 0xffff;
-    let count = d.hasRep ? (regs.gpr(1) & mask) >>> 0 : 1;
-    let ptr = regs.gpr(ptrReg) & mask;
-    const mem = this.memory;
-    while (count > 0) {
-      if (isOut) {
-        const v = size === 1 ? mem.read8(ptr) : size === 2 ? mem.read16(ptr) : mem.read32(ptr);
-        this.io.write(port, v, size);
-      } else {
-        const v = this.io.read(port, size);
-        if (size === 1) mem.write8(ptr, v);
-        else if (size === 2) mem.write16(ptr, v);
-        else mem.write32(ptr, v);
-      }
-      ptr = (ptr + step) & mask;
-      count--;
-    }
     const keepHigh = (v: number) => addr16 ? (v & 0xffff0000) : 0;
-    regs.setGpr(ptrReg, (keepHigh(regs.gpr(ptrReg)) | ptr) >>> 0);
-    if (d.hasRep) regs.setGpr(1, keepHigh(regs.gpr(1)) >>> 0);
+    this.#stringIoLoop(
+      isOut,
+      size,
+      { ptr: regs.gpr(ptrReg) & mask, count: d.hasRep ? (regs.gpr(1) & mask) >>> 0 : 1 },
+      (ptr) => (ptr + step) & mask,
+      (ptr, count) => {
+        regs.setGpr(ptrReg, (keepHigh(regs.gpr(ptrReg)) | ptr) >>> 0);
+        if (d.hasRep) regs.setGpr(1, (keepHigh(regs.gpr(1)) | count) >>> 0);
+      },
+    );
   }
 
   /** String I/O with 64-bit addresses (64-bit mode without an address-size prefix). */
@@ -1340,12 +1327,33 @@ export class Emulator {
     const wide = (n: number) => join64(regs.gpr(n), regs.gprHigh(n));
     const ptrReg = isOut ? 6 : 7;
     const step = (regs.eflags & (1 << 10)) ? -size : size;
-    const port = regs.gpr(2) & 0xffff;
-    let count = d.hasRep ? wide(1) : 1;
-    let ptr = wide(ptrReg);
+    this.#stringIoLoop(
+      isOut,
+      size,
+      { ptr: wide(ptrReg), count: d.hasRep ? wide(1) : 1 },
+      (ptr) => ptr + step,
+      (ptr, count) => {
+        regs.setGpr64(ptrReg, ...split64(ptr));
+        if (d.hasRep) regs.setGpr64(1, ...split64(count));
+      },
+    );
+  }
+
+  /**
+   * Moves elements between the port in DX and memory. The registers are written back however
+   * the loop ends, so a fault midway leaves them where the CPU would: a rep string instruction
+   * restarts with what is left.
+   */
+  #stringIoLoop(
+    isOut: boolean,
+    size: 1 | 2 | 4,
+    start: { ptr: number; count: number },
+    next: (ptr: number) => number,
+    writeBack: (ptr: number, count: number) => void,
+  ): void {
+    const port = this.#regs.gpr(2) & 0xffff;
     const mem = this.memory;
-    // Registers are written back as the loop goes, so a fault midway leaves them where the CPU
-    // would (a rep string instruction is restartable).
+    let { ptr, count } = start;
     try {
       while (count > 0) {
         if (isOut) {
@@ -1357,12 +1365,11 @@ export class Emulator {
           else if (size === 2) mem.write16(ptr, v);
           else mem.write32(ptr, v);
         }
-        ptr += step;
+        ptr = next(ptr);
         count--;
       }
     } finally {
-      regs.setGpr64(ptrReg, ...split64(ptr));
-      if (d.hasRep) regs.setGpr64(1, ...split64(count));
+      writeBack(ptr, count);
     }
   }
 

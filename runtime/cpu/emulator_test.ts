@@ -97,6 +97,31 @@ Deno.test("out and in go to the port bus and step over the instruction", () => {
   assert.equal(m.regs.eip, CODE + 2);
 });
 
+Deno.test("rep outsb moves ECX bytes; a fault midway leaves ESI and ECX where it stopped", () => {
+  const m = machine([0xf3, 0x6e]); // rep outsb
+  m.mem.write8(0x9000, 1);
+  m.mem.write8(0x9001, 2);
+  m.regs.setGpr(2, 0xe9);
+  m.regs.setGpr(6, 0x9000);
+  m.regs.setGpr(1, 2);
+  assert.equal(m.gp(), Exit.Resume);
+  assert.deepEqual(m.out, [[0xe9, 1], [0xe9, 2]]);
+  assert.equal(m.regs.gpr(6), 0x9002);
+  assert.equal(m.regs.gpr(1), 0);
+  // Two bytes below the end of RAM: two go out, the third read fails, and a restart would
+  // send only what is left.
+  m.out.length = 0;
+  m.regs.eip = CODE;
+  m.regs.setGpr(6, 0xfffe);
+  m.regs.setGpr(1, 4);
+  assert.equal(m.gp(), Exit.Fatal);
+  assert.match(`${m.emu.fatal?.message}`, /0x10000/);
+  assert.equal(m.out.length, 2);
+  assert.equal(m.regs.gpr(6), 0x10000);
+  assert.equal(m.regs.gpr(1), 2);
+  assert.equal(m.regs.eip, CODE);
+});
+
 Deno.test("cli and sti change only the virtual IF; pushf shows it, popf restores it", () => {
   // Rewritten pushf (9c) after a trapped cli (fa).
   const m = machine([0xfa], patched([0x9c]));
