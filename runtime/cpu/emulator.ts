@@ -2118,6 +2118,17 @@ const PUSHW_SREG = new Set<number>([
   Code.Pushw_GS,
 ]);
 
+/** MSRs that exist only on a CPU with long mode (#GP on one without, as on a 32-bit CPU). */
+const LONG_MODE_MSRS = new Set<number>([
+  MSR.LSTAR,
+  MSR.CSTAR,
+  MSR.FMASK,
+  MSR.FS_BASE,
+  MSR.GS_BASE,
+  MSR.KERNEL_GS_BASE,
+]);
+
+/** Every MSR the emulator implements; any other raises #GP. */
 const KNOWN_MSRS = new Set<number>([
   MSR.TSC,
   MSR.APIC_BASE,
@@ -2127,23 +2138,8 @@ const KNOWN_MSRS = new Set<number>([
   MSR.MISC_ENABLE,
   MSR.PAT,
   MSR.STAR,
-  MSR.LSTAR,
-  MSR.CSTAR,
-  MSR.FMASK,
-  MSR.FS_BASE,
-  MSR.GS_BASE,
-  MSR.KERNEL_GS_BASE,
   MSR_TSC_AUX,
-]);
-
-/** MSRs that exist only on a CPU with long mode (#GP on one without, as on a 32-bit CPU). */
-const LONG_MODE_MSRS = new Set<number>([
-  MSR.LSTAR,
-  MSR.CSTAR,
-  MSR.FMASK,
-  MSR.FS_BASE,
-  MSR.GS_BASE,
-  MSR.KERNEL_GS_BASE,
+  ...LONG_MODE_MSRS,
 ]);
 
 /** Whether a 64-bit value is a canonical address (bits 63..47 all equal). */

@@ -248,14 +248,7 @@ Deno.test("compareBackends() fails a scenario at the first line where ring3 and 
       result: {
         outcome: "exit",
         exitCode: 1,
-        stats: {
-          resumes: 0,
-          trapsByCause: {},
-          clockTicks: 0,
-          interrupts: 0,
-          guestNs: 0,
-          hostMs: 0,
-        },
+        stats: emptyStats(),
       },
     }],
   });
