@@ -181,7 +181,7 @@ export class PtraceProcess {
     if (this.#siginfoLoaded) return this.stop;
     const { libc, pid, stop } = this;
     if (libc.ptrace_ptr(PTRACE.GETSIGINFO, pid, null, this.#siginfoPtr) !== 0) {
-      throw hostError(libc, "ptrace(PTRACE_GETSIGINFO)", `pid ${pid}`);
+      throw this.#requestFailed("ptrace(PTRACE_GETSIGINFO)", `pid ${pid}`);
     }
     const si = this.#siginfo32;
     stop.code = si[SIGINFO.code >> 2];
@@ -189,6 +189,16 @@ export class PtraceProcess {
     stop.addrHigh = si[(SIGINFO.addr >> 2) + 1] >>> 0;
     this.#siginfoLoaded = true;
     return stop;
+  }
+
+  /**
+   * The error for a failed request on this process. ESRCH there means the process died under
+   * us (killed mid-trap): it is reaped here, so the caller learns how it ended.
+   */
+  #requestFailed(what: string, detail: string): HostError {
+    const e = hostError(this.libc, what, detail);
+    if (e.code !== "ESRCH" || this.#wait() !== StopKind.Gone) return e;
+    return new GuestProcessGoneError(what, this.stop.exitStatus);
   }
 
   /** Loads the registers if this stop did not already load them. */
@@ -199,7 +209,7 @@ export class PtraceProcess {
 
   #getRegs(): void {
     if (this.libc.ptrace_ptr(PTRACE.GETREGS, this.pid, null, this.regs.pointer) !== 0) {
-      throw hostError(this.libc, "ptrace(PTRACE_GETREGS)", `pid ${this.pid}`);
+      throw this.#requestFailed("ptrace(PTRACE_GETREGS)", `pid ${this.pid}`);
     }
     this.regs.dirty = false;
     this.#regsLoaded = true;
@@ -207,7 +217,7 @@ export class PtraceProcess {
 
   #setRegs(): void {
     if (this.libc.ptrace_ptr(PTRACE.SETREGS, this.pid, null, this.regs.pointer) !== 0) {
-      throw hostError(this.libc, "ptrace(PTRACE_SETREGS)", `pid ${this.pid}`);
+      throw this.#requestFailed("ptrace(PTRACE_SETREGS)", `pid ${this.pid}`);
     }
     this.regs.dirty = false;
   }
@@ -321,7 +331,7 @@ export class PtraceProcess {
     for (let guard = 0; guard < 64 && result === undefined; guard++) {
       const kind = this.#wait();
       if (kind === StopKind.Gone) {
-        throw new GuestProcessGoneError(nr, this.stop.exitStatus);
+        throw new GuestProcessGoneError(`injected syscall ${nr}`, this.stop.exitStatus);
       }
       if (kind === StopKind.Fault && this.stop.signal === SIG.TRAP) {
         const rip = this.regs.get64(REG.rip);
@@ -394,11 +404,11 @@ export class PtraceProcess {
   transferFpuTo(to: PtraceProcess): void {
     const buf = this.#fpregs;
     if (this.libc.ptrace_ptr(PTRACE.GETFPREGS, this.pid, null, this.#fpregsPtr) !== 0) {
-      throw hostError(this.libc, "ptrace(PTRACE_GETFPREGS)", `pid ${this.pid}`);
+      throw this.#requestFailed("ptrace(PTRACE_GETFPREGS)", `pid ${this.pid}`);
     }
     to.#fpregs.set(buf);
     if (to.libc.ptrace_ptr(PTRACE.SETFPREGS, to.pid, null, to.#fpregsPtr) !== 0) {
-      throw hostError(to.libc, "ptrace(PTRACE_SETFPREGS)", `pid ${to.pid}`);
+      throw to.#requestFailed("ptrace(PTRACE_SETFPREGS)", `pid ${to.pid}`);
     }
   }
 
@@ -455,22 +465,21 @@ export function allowedCpus(libc: LibcSymbols): number[] {
 }
 
 /**
- * The guest process ended while the tracer was running a host syscall in it (a SIGKILL from
- * outside, the fault plan's kill-guest): the guest died, the host did not fail.
+ * The guest process ended while the tracer was working on it (running a host syscall in it,
+ * reading its registers): a SIGKILL from outside, the fault plan's kill-guest. The guest died;
+ * the host did not fail.
  */
 export class GuestProcessGoneError extends HostError {
   override name = "GuestProcessGoneError";
   /**
-   * @param syscall the injected syscall's number
+   * @param call what the tracer was doing (an injected syscall, a ptrace request)
    * @param exitStatus the process's exit status, or -signal
    */
-  constructor(readonly syscall: number, readonly exitStatus: number) {
+  constructor(call: string, readonly exitStatus: number) {
     super(
-      "injected syscall",
+      call,
       0,
-      `guest process ended (${
-        exitStatus < 0 ? `signal ${-exitStatus}` : `status ${exitStatus}`
-      }) during host syscall ${syscall}`,
+      `guest process ended (${exitStatus < 0 ? `signal ${-exitStatus}` : `status ${exitStatus}`})`,
     );
   }
 }

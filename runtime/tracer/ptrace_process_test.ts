@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { openLibc } from "../host/libc.ts";
 import { createSharedMemory } from "../host/memfd.ts";
 import { HOST_SELECTOR, MMAP, REG, SI_CODE, SIG, SYSCALL } from "../host/layouts.ts";
-import { PtraceProcess, StopKind } from "./ptrace_process.ts";
+import { GuestProcessGoneError, PtraceProcess, StopKind } from "./ptrace_process.ts";
 
 const GUEST_FD = 3;
 const ignore = Deno.build.os !== "linux" || Deno.build.arch !== "x86_64";
@@ -71,5 +71,28 @@ Deno.test(
       assert.equal(p.run(), StopKind.Gone);
       assert.throws(() => Deno.statSync(`/proc/${pid}`));
     });
+  },
+);
+
+Deno.test(
+  { name: "PtraceProcess reports a guest killed while stopped in a trap as gone", ignore },
+  () => {
+    // out %al,$0x80: stopped at the #GP, then killed from outside while the tracer reads the
+    // stop. Between the kill and the exit stop, requests fail with ESRCH: that must read as the
+    // guest gone, not as a host failure. The window is narrow, so try it many times.
+    for (let i = 0; i < 40; i++) {
+      withGuest([0xe6, 0x80], (p) => {
+        assert.equal(p.run(), StopKind.Fault);
+        Deno.kill(p.pid, "SIGKILL");
+        try {
+          p.loadSigInfo();
+          p.loadRegs();
+        } catch (e) {
+          assert.ok(e instanceof GuestProcessGoneError, `${e}`);
+          assert.match(`${e}`, /signal 9/);
+        }
+        assert.equal(p.run(), StopKind.Gone);
+      });
+    }
   },
 );
